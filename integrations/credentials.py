@@ -1,0 +1,69 @@
+"""Services and selectors for provider credentials. Plaintext goes in and out only here."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from integrations.crypto import fingerprint
+from integrations.errors import CredentialMissing
+from integrations.models import Credential, Provider
+
+
+def credential_rotate(
+    *,
+    provider: Provider,
+    purpose: str,
+    value: str,
+    environment: str | None = None,
+    grace: timedelta | None = None,
+) -> Credential:
+    """Store `value` as the new current credential; the old one stays valid for `grace`.
+
+    Without grace the old value stops being valid at once. Rows are locked so two
+    rotations at once cannot both become current (the unique constraint backs this up).
+    """
+    if not value or value != value.strip():
+        raise ValueError("credential value must be non-empty, without surrounding whitespace")
+    environment = environment or provider.environment
+    now = timezone.now()
+    with transaction.atomic():
+        Provider.objects.select_for_update().filter(pk=provider.pk).first()
+        same = Credential.objects.filter(provider=provider, environment=environment, purpose=purpose)
+        same.current().update(active_until=now + (grace or timedelta(0)))
+        version = (same.aggregate(v=Max("version"))["v"] or 0) + 1
+        credential = Credential(provider=provider, environment=environment, purpose=purpose,
+                                version=version, fingerprint=fingerprint(value), created=now)
+        credential.value = value
+        credential.save()
+    return credential
+
+
+def credential_value(*, provider: Provider, purpose: str, environment: str | None = None) -> str:
+    """The current plaintext for outbound use. Raises CredentialMissing naming what to add."""
+    environment = environment or provider.environment
+    credential = (
+        Credential.objects.current()
+        .filter(provider=provider, environment=environment, purpose=purpose)
+        .first()
+    )
+    if credential is None:
+        raise CredentialMissing(
+            f"provider {provider.slug!r} has no {purpose} credential for {environment}; "
+            f"add one in the admin or with manage.py rotate_credential {provider.slug} {purpose}"
+        )
+    return credential.value
+
+
+def credential_values_valid(*, provider: Provider, purpose: str, environment: str | None = None) -> list[str]:
+    """Every currently valid plaintext, newest first (for verifying webhooks across a rotation)."""
+    environment = environment or provider.environment
+    rows = (
+        Credential.objects.valid()
+        .filter(provider=provider, environment=environment, purpose=purpose)
+        .order_by("-version")
+    )
+    return [row.value for row in rows]

@@ -1,0 +1,14 @@
+"""Create the database cache table (when the cache is not Redis) as part of migrate,
+so shared state works after `migrate` with no manual `createcachetable` step."""
+
+from django.core.management import call_command
+from django.db import migrations
+
+
+def create_cache_table(apps, schema_editor):
+    call_command("createcachetable", database=schema_editor.connection.alias, verbosity=0)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("integrations", "0001_initial")]
+    operations = [migrations.RunPython(create_cache_table, migrations.RunPython.noop)]

@@ -1,0 +1,3 @@
+"""Root-level operational URLs owned by the integrations core."""
+
+urlpatterns: list = []

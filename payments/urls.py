@@ -1,0 +1,3 @@
+"""Payment routes under /api/v1/."""
+
+urlpatterns: list = []

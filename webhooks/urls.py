@@ -1,0 +1,3 @@
+"""/webhooks/<provider slug>/ intake."""
+
+urlpatterns: list = []
