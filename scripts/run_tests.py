@@ -87,23 +87,19 @@ def base_env() -> dict[str, str]:
 def main() -> int:
     pytest_args = sys.argv[1:]
     browser_missing = None if Path(CHROMIUM).exists() else f"{CHROMIUM} not found"
-    marker = "not postgres"
-    if browser_missing:
-        marker += " and not browser"
+    pytest = [str(BIN / "pytest"), "-p", "no:cacheprovider"]
 
     lint = Stage("lint (ruff)")
     sqlite = Stage("suite on SQLite (ORM broker, database cache)")
     postgres = Stage("suite on PostgreSQL + Redis (broker and cache)",
                      how_to_enable="start PostgreSQL on 127.0.0.1:5432 (trust auth for user postgres) "
                                    "and Redis on 127.0.0.1:6379, then run make test again")
-    browser = Stage("admin browser test (Playwright + Chromium)",
+    browser = Stage("admin browser test (Playwright + Chromium, on SQLite)",
                     how_to_enable="apt-get install chromium (or set CHROMIUM_PATH), then run make test again")
     stages = [lint, sqlite, postgres, browser]
 
     run(lint, [str(BIN / "ruff"), "check", "."], base_env())
-
-    env = base_env()
-    run(sqlite, [str(BIN / "pytest"), "-m", marker, "-p", "no:cacheprovider", *pytest_args], env)
+    run(sqlite, [*pytest, "-m", "not postgres and not browser", *pytest_args], base_env())
 
     missing = [m for m in (postgres_ready(), redis_ready()) if m]
     if missing:
@@ -112,15 +108,12 @@ def main() -> int:
         env = base_env()
         env["DATABASE_URL"] = PG_URL
         env["REDIS_URL"] = REDIS_URL
-        pg_marker = "not browser" if browser_missing else ""
-        args = ["-m", pg_marker] if pg_marker else []
-        run(postgres, [str(BIN / "pytest"), *args, "-p", "no:cacheprovider", *pytest_args], env)
+        run(postgres, [*pytest, "-m", "not browser", *pytest_args], env)
 
     if browser_missing:
         browser.detail = browser_missing
     else:
-        browser.status = sqlite.status
-        browser.detail = "ran within the SQLite stage"
+        run(browser, [*pytest, "-m", "browser", *pytest_args], base_env())
 
     print("\n===== summary")
     for stage in stages:
