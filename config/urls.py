@@ -16,3 +16,7 @@ urlpatterns = [
     path("webhooks/", include("webhooks.urls")),
     path("", include("integrations.urls")),
 ]
+
+handler400 = "config.errors.bad_request"
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"

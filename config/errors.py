@@ -1,0 +1,38 @@
+"""Django-level 404/500 handlers: JSON in the contract's shape for machine paths, HTML elsewhere.
+
+DRF's exception handler covers errors inside API views; these cover what never reaches a
+view (unknown URLs) and unhandled exceptions (never with a traceback or settings).
+"""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+from django.views import defaults
+
+_MACHINE_PREFIXES = ("/api/", "/webhooks/", "/health/", "/metrics")
+
+
+def _is_machine(request) -> bool:
+    return request.path.startswith(_MACHINE_PREFIXES)
+
+
+def _error(type_: str, message: str, status: int) -> JsonResponse:
+    return JsonResponse({"error": {"type": type_, "message": message}}, status=status)
+
+
+def not_found(request, exception=None):
+    if _is_machine(request):
+        return _error("not_found", f"No such endpoint: {request.method} {request.path}", 404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _is_machine(request):
+        return _error("api_error", "Something went wrong on our side; it has been logged.", 500)
+    return defaults.server_error(request)
+
+
+def bad_request(request, exception=None):
+    if _is_machine(request):
+        return _error("invalid_request", "The request could not be understood.", 400)
+    return defaults.bad_request(request, exception)
