@@ -1,7 +1,21 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 class WebhooksConfig(AppConfig):
     name = "webhooks"
     verbose_name = "Webhooks"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from webhooks import handlers  # noqa: F401 - registers the handlers
+        from webhooks.schedules import ensure_schedules
+
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="webhooks.ensure_schedules")
+
+        from webhooks import verify_cache
+
+        # A provider or credential saved in this process is seen by the next delivery.
+        for model in ("integrations.Provider", "integrations.Credential"):
+            for name, signal in (("save", post_save), ("delete", post_delete)):
+                signal.connect(verify_cache.clear, sender=model, dispatch_uid=f"webhooks.verify_cache.{model}.{name}")

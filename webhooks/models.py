@@ -1,0 +1,91 @@
+"""WebhookEvent: one verified event as received, and where its processing stands.
+
+The row, not the queue, is the source of truth: the sweeper re-enqueues whatever a lost
+task left behind, and every attempt's outcome is recorded here.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class EventStatus(models.TextChoices):
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    IGNORED = "ignored"  # verified, but no handler for its (kind, type)
+    FAILED = "failed"  # an attempt failed; retried at next_attempt_at
+    DEAD = "dead"  # out of attempts: waits for a replay
+
+
+FINAL_STATUSES = (EventStatus.PROCESSED, EventStatus.IGNORED)
+
+
+class WebhookEvent(models.Model):
+    # No index of its own: the unique (provider, event_id) index serves provider lookups.
+    provider = models.ForeignKey("integrations.Provider", on_delete=models.PROTECT,
+                                 related_name="webhook_events", db_index=False)
+    event_id = models.CharField(max_length=255, help_text="The provider's id for the event.")
+    type = models.CharField(max_length=255, db_index=True)
+    # Exactly the bytes that were verified (for SendGrid: the whole batch delivery).
+    raw_body = models.BinaryField(editable=False)
+    # This event's JSON (for SendGrid: its own item of the batch); null once purged.
+    payload = models.JSONField(null=True, editable=False)
+    headers = models.JSONField(default=dict, editable=False,
+                               help_text="Selected headers; signatures redacted.")
+    request_id = models.CharField(max_length=128, blank=True, editable=False)
+    received_at = models.DateTimeField(default=timezone.now)
+    # Last time a task was put on the queue for it: the sweeper's clock for lost tasks.
+    enqueued_at = models.DateTimeField(default=timezone.now)
+
+    status = models.CharField(max_length=20, choices=EventStatus.choices, default=EventStatus.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0, help_text="Processing attempts since receipt or the last replay.")
+    claimed_at = models.DateTimeField(null=True, blank=True, help_text="When the current/last attempt started.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When a failed event is retried.")
+    processed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_traceback = models.TextField(blank=True)
+    charge = models.ForeignKey("payments.Charge", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="webhook_events", help_text="The charge the event updated.")
+
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    replayed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    replay_count = models.PositiveIntegerField(default=0)
+    body_purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            # What makes a duplicate delivery a no-op, even when both arrive at once.
+            models.UniqueConstraint(fields=["provider", "event_id"], name="webhookevent_provider_event_unique"),
+        ]
+        # Partial indexes for the sweeper and retention: they hold only the few rows in
+        # those states, so they stay small and cheap to maintain on every insert.
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="webhookevent_failed_due",
+                         condition=models.Q(status="failed")),
+            models.Index(fields=["enqueued_at"], name="webhookevent_received_since",
+                         condition=models.Q(status="received")),
+            models.Index(fields=["claimed_at"], name="webhookevent_processing_since",
+                         condition=models.Q(status="processing")),
+            models.Index(fields=["processed_at"], name="webhookevent_unpurged_done",
+                         condition=models.Q(status__in=["processed", "ignored"], body_purged_at__isnull=True)),
+            models.Index(fields=["status", "-received_at"], name="webhookevent_status_recent"),
+        ]
+        permissions = [("replay_webhookevent", "Can replay webhook events")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.type}, {self.status})"
+
+    def body_text(self) -> str:
+        """The raw body for people: indented JSON when it parses, else the text as is."""
+        raw = bytes(self.raw_body or b"")
+        try:
+            return json.dumps(json.loads(raw), indent=2, sort_keys=True, ensure_ascii=False)
+        except ValueError:
+            return raw.decode("utf-8", errors="replace")

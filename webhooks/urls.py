@@ -1,3 +1,9 @@
 """/webhooks/<provider slug>/ intake."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from webhooks import views
+
+urlpatterns = [
+    path("<slug:slug>/", views.receive, name="webhook-receive"),
+]

@@ -1,0 +1,36 @@
+"""WSGI app for bench/webhook_intake.py: the real service plus a bare insert-one-row view.
+
+Served by gunicorn as `bench.webhook_intake_app:application` from the project root. The bare view
+is the baseline: Django's full middleware stack, one INSERT of the body, the same answer.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from django.conf import settings  # noqa: E402
+
+settings.ROOT_URLCONF = __name__
+# The benchmark runs a second server with the optional verification cache on.
+settings.WEBHOOK_VERIFY_CACHE_SECONDS = float(os.environ.get("BENCH_WEBHOOK_VERIFY_CACHE_SECONDS", "0"))
+
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+application = get_wsgi_application()  # sets Django up before the URL modules import models
+from django.db import connection  # noqa: E402
+from django.http import JsonResponse  # noqa: E402
+from django.urls import include, path  # noqa: E402
+from django.views.decorators.csrf import csrf_exempt  # noqa: E402
+
+
+@csrf_exempt
+def bare_insert(request):
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO bench_bare_insert (body, received_at) VALUES (%s, now())", [request.body])
+    return JsonResponse({"received": True, "duplicate": False})
+
+
+urlpatterns = [
+    path("bench/bare-insert/", bare_insert),
+    path("", include("config.urls")),
+]

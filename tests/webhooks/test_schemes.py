@@ -1,0 +1,222 @@
+"""Signature schemes: real signers' output accepted, every kind of bad delivery refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import UTC, datetime
+
+import pytest
+import stripe
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from standardwebhooks.webhooks import Webhook
+
+from tests.support import webhook_signing as signing
+from webhooks.errors import InvalidPayload, InvalidSignature, TimestampOutOfTolerance
+from webhooks.models import WebhookEvent
+from webhooks.schemes import scheme_for
+
+NOW = 1_760_000_000
+
+
+# --- real signers that this project did not write ------------------------------------
+
+def test_standardwebhooks_reference_signature_verifies():
+    body = b'{"type":"invoice.paid","data":{"id":1}}'
+    signature = Webhook(signing.STANDARD_SECRET).sign("msg_1", datetime.fromtimestamp(NOW, tz=UTC), body.decode())
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(NOW), "webhook-signature": signature}
+    scheme_for("standard").verify(headers=headers, body=body, secrets=[signing.STANDARD_SECRET],
+                                  tolerance=300, now=NOW)
+    [event] = scheme_for("standard").parse(headers=headers, body=body)
+    assert (event.event_id, event.type) == ("msg_1", "invoice.paid")
+
+
+def test_standard_accepts_any_v1_in_a_signature_list():
+    body = b'{"type":"a"}'
+    good = Webhook(signing.STANDARD_SECRET).sign("m", datetime.fromtimestamp(NOW, tz=UTC), body.decode())
+    headers = {"webhook-id": "m", "webhook-timestamp": str(NOW),
+               "webhook-signature": f"v1a,AAAA v1,{base64.b64encode(b'x' * 32).decode()} {good}"}
+    scheme_for("standard").verify(headers=headers, body=body, secrets=[signing.STANDARD_SECRET],
+                                  tolerance=300, now=NOW)
+
+
+def test_stripe_library_signature_header_verifies():
+    body = b'{"id":"evt_1","type":"charge.succeeded"}'
+    header = stripe.WebhookSignature.generate_signature_header(body.decode(), signing.STRIPE_SECRET, timestamp=NOW)
+    scheme_for("stripe").verify(headers={"stripe-signature": header}, body=body,
+                                secrets=[signing.STRIPE_SECRET], tolerance=300, now=NOW)
+
+
+def test_stripe_accepts_several_v1_signatures():
+    body = b'{"id":"evt_1","type":"charge.succeeded"}'
+    header = stripe.WebhookSignature.generate_signature_header(body.decode(), signing.STRIPE_SECRET, timestamp=NOW)
+    header = header.replace("v1=", "v1=" + "0" * 64 + ",v1=")
+    scheme_for("stripe").verify(headers={"stripe-signature": header}, body=body,
+                                secrets=[signing.STRIPE_SECRET], tolerance=300, now=NOW)
+
+
+def test_stripe_v0_only_header_is_refused():
+    body = b'{"id":"evt_1","type":"charge.succeeded"}'
+    header = stripe.WebhookSignature.generate_signature_header(body.decode(), signing.STRIPE_SECRET, timestamp=NOW)
+    with pytest.raises(InvalidSignature, match="no v1"):
+        scheme_for("stripe").verify(headers={"stripe-signature": header.replace("v1=", "v0=")}, body=body,
+                                    secrets=[signing.STRIPE_SECRET], tolerance=300, now=NOW)
+
+
+def test_github_published_test_vector_verifies():
+    # https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries
+    headers = {"x-hub-signature-256": "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"}
+    scheme_for("github").verify(headers=headers, body=b"Hello, World!", secrets=["It's a Secret to Everybody"],
+                                tolerance=300, now=NOW)
+    with pytest.raises(InvalidSignature):
+        scheme_for("github").verify(headers=headers, body=b"Hello, World?", secrets=["It's a Secret to Everybody"],
+                                    tolerance=300, now=NOW)
+
+
+def test_sendgrid_ecdsa_signature_made_with_cryptography_verifies():
+    key = signing.SendGridKey()
+    body = b'[{"sg_event_id":"sg1","event":"delivered"},{"sg_event_id":"sg2","event":"open"}]'
+    signature = key.private.sign(str(NOW).encode() + body, ec.ECDSA(hashes.SHA256()))
+    headers = {"x-twilio-email-event-webhook-signature": base64.b64encode(signature).decode(),
+               "x-twilio-email-event-webhook-timestamp": str(NOW)}
+    scheme = scheme_for("sendgrid")
+    scheme.verify(headers=headers, body=body, secrets=[key.public_b64], tolerance=300, now=NOW)
+    assert [(e.event_id, e.type) for e in scheme.parse(headers=headers, body=body)] == [
+        ("sg1", "delivered"), ("sg2", "open")]
+
+
+def test_sendgrid_accepts_a_pem_public_key():
+    from cryptography.hazmat.primitives import serialization
+
+    key = signing.SendGridKey()
+    pem = key.private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    body = b'[{"sg_event_id":"sg1","event":"delivered"}]'
+    scheme_for("sendgrid").verify(headers=key.headers(body=body, timestamp=NOW), body=body, secrets=[pem],
+                                  tolerance=300, now=NOW)
+
+
+@pytest.mark.parametrize("kind", ["standard", "stripe", "sendgrid"])
+def test_tolerance_zero_still_checks_the_timestamp(kind, sender_of):
+    sender = sender_of(kind)
+    event_id, body = sender.body()
+    headers = sender.headers(body, event_id, timestamp=NOW)
+    scheme = scheme_for(kind)
+    scheme.verify(headers=headers, body=body, secrets=[sender.secret], tolerance=0, now=NOW)
+    with pytest.raises(TimestampOutOfTolerance):
+        scheme.verify(headers=headers, body=body, secrets=[sender.secret], tolerance=0, now=NOW + 1)
+
+
+def test_a_verified_body_that_is_not_json_is_invalid_payload():
+    with pytest.raises(InvalidPayload):
+        scheme_for("github").parse(headers={"x-github-delivery": "d", "x-github-event": "push"},
+                                   body=b"Hello, World!")
+
+
+# --- through intake: every bad delivery is a 400 and stores nothing -------------------
+
+def _refused(response, error_type: str):
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["type"] == error_type
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_good_delivery_is_accepted_for_every_scheme(sender, client):
+    event_id, body = sender.body()
+    response = sender.post(client, body, sender.headers(body, event_id))
+    assert response.status_code == 200, response.content
+    assert response.json() == {"received": True, "duplicate": False}
+    event = WebhookEvent.objects.get()
+    assert (event.event_id, event.provider_id) == (event_id, sender.provider.pk)
+    assert bytes(event.raw_body) == body
+
+
+def test_tampered_body_is_refused(sender, client):
+    event_id, body = sender.body()
+    headers = sender.headers(body, event_id)
+    tampered = body[:-1] + b" " + body[-1:]  # still valid JSON, one byte more
+    _refused(sender.post(client, tampered, headers), "invalid_signature")
+
+
+def test_wrong_secret_is_refused(sender, client):
+    event_id, body = sender.body()
+    other = "whsec_" + base64.b64encode(b"another-secret-entirely-32-bytes").decode()
+    _refused(sender.post(client, body, sender.headers(body, event_id, secret=other)), "invalid_signature")
+
+
+def test_missing_signature_header_is_refused(sender, client):
+    event_id, body = sender.body()
+    headers = sender.headers(body, event_id)
+    del headers[sender.signature_header]
+    _refused(sender.post(client, body, headers), "invalid_signature")
+
+
+MALFORMED = {
+    "standard": ["nocomma", "v1", "v2,abc", ""],
+    "stripe": ["garbage", "t=,v1=", "t=abc,v1=00", "t=1,t=2,v1=00", "v1=" + "0" * 64],
+    "razorpay": ["zz", "not-hex-" * 8, "é" * 64],
+    "github": ["sha1=" + "0" * 40, "sha256=short", "sha256", "=" * 70],
+    "sendgrid": ["!!!not base64!!!", "AAAA", "é"],
+}
+
+
+def test_malformed_signature_header_is_a_400_never_a_500(sender, client):
+    event_id, body = sender.body()
+    for bad in MALFORMED[sender.kind]:
+        headers = sender.headers(body, event_id)
+        headers[sender.signature_header] = bad
+        _refused(sender.post(client, body, headers), "invalid_signature")
+
+
+@pytest.mark.parametrize("header", ["webhook-timestamp", "x-twilio-email-event-webhook-timestamp"])
+@pytest.mark.parametrize("value", ["abc", "-5", "1e9", "99999999999999999999", ""])
+def test_malformed_timestamp_header_is_invalid_signature(header, value, sender_of, client):
+    sender = sender_of("standard" if header == "webhook-timestamp" else "sendgrid")
+    event_id, body = sender.body()
+    headers = sender.headers(body, event_id)
+    headers[header] = value
+    _refused(sender.post(client, body, headers), "invalid_signature")
+
+
+@pytest.mark.parametrize("offset", [-301, 301, -100_000, 100_000])
+@pytest.mark.parametrize("kind", ["standard", "stripe", "sendgrid"])
+def test_stale_and_future_timestamps_are_refused(kind, offset, sender_of, client):
+    sender = sender_of(kind)
+    event_id, body = sender.body()
+    headers = sender.headers(body, event_id, timestamp=int(time.time()) + offset)
+    _refused(sender.post(client, body, headers), "timestamp_out_of_tolerance")
+
+
+@pytest.mark.parametrize("kind", ["standard", "stripe", "sendgrid"])
+def test_timestamp_tolerance_comes_from_the_provider(kind, sender_of, client):
+    sender = sender_of(kind)
+    sender.provider.webhook_tolerance = 1000
+    sender.provider.save()
+    event_id, body = sender.body()
+    response = sender.post(client, body, sender.headers(body, event_id, timestamp=int(time.time()) - 900))
+    assert response.status_code == 200
+
+
+def test_reserialised_json_fails_verification(sender, client):
+    event_id, body = sender.body()
+    headers = sender.headers(body, event_id)
+    reserialised = json.dumps(json.loads(body), indent=2).encode()
+    assert json.loads(reserialised) == json.loads(body)
+    _refused(sender.post(client, reserialised, headers), "invalid_signature")
+
+
+def test_verified_but_not_json_is_invalid_payload_and_stores_nothing(sender_of, client):
+    sender = sender_of("github")
+    body = b"Hello, World!"
+    _refused(sender.post(client, body, sender.headers(body, "d-1")), "invalid_payload")
+
+
+@pytest.mark.parametrize("kind", ["standard", "stripe", "sendgrid"])
+def test_verified_json_without_an_event_id_or_type_is_invalid_payload(kind, sender_of, client):
+    sender = sender_of(kind)
+    bodies = {"standard": b'{"data":{}}', "stripe": b'{"type":"x"}',
+              "sendgrid": b'[{"event":"delivered"}]'}
+    body = bodies[kind]
+    _refused(sender.post(client, body, sender.headers(body, "evt_x")), "invalid_payload")

@@ -1,0 +1,34 @@
+"""Webhook settings with their defaults; tests change them with override_settings.
+
+Each value is read at the moment it is used (not at import), so an override applies.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+DEFAULTS = {
+    # Largest accepted body in bytes (413 above it), checked before and while reading.
+    "WEBHOOK_MAX_BODY_BYTES": 1024 * 1024,
+    # Processing attempts before an event is dead-lettered.
+    "WEBHOOK_MAX_ATTEMPTS": 5,
+    # Retry n waits min(max, base * 2**(n-1)) seconds.
+    "WEBHOOK_RETRY_BASE_SECONDS": 30.0,
+    "WEBHOOK_RETRY_MAX_SECONDS": 3600.0,
+    # A `received` event not picked up after this long was lost by the queue: re-enqueue.
+    "WEBHOOK_STALE_RECEIVED_SECONDS": 60.0,
+    # A `processing` event older than this lost its worker (must exceed the task timeout).
+    "WEBHOOK_STALE_PROCESSING_SECONDS": 120.0,
+    # Raw bodies of processed/ignored events older than this are purged.
+    "WEBHOOK_BODY_RETENTION_DAYS": 30,
+    # Seconds a process may reuse a provider and its valid secrets for verification;
+    # 0 reads them for every delivery (see webhooks/verify_cache.py for the trade-off).
+    "WEBHOOK_VERIFY_CACHE_SECONDS": 0,
+    # At most this many events are re-enqueued per sweep, so a backlog drains gradually.
+    "WEBHOOK_SWEEP_BATCH": 500,
+}
+
+
+def get(name: str):
+    """The setting `name` (one of DEFAULTS), from Django settings when defined there."""
+    return getattr(settings, name, DEFAULTS[name])

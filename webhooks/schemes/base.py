@@ -1,0 +1,140 @@
+"""The interface every signature scheme implements, and the steps they share.
+
+A scheme answers two questions about a delivery, in this order:
+`verify` (is it really from the provider, and recent?) and `parse` (which events does it
+carry?). Intake calls `verify` on the raw bytes before anything is decoded or stored.
+Adding a provider that signs differently is adding one module with one subclass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from webhooks.errors import InvalidPayload, InvalidSignature, TimestampOutOfTolerance
+
+# Headers arrive as a mapping with lower-case names (intake normalises them).
+Headers = Mapping[str, str]
+
+MAX_EVENT_ID_LENGTH = 255
+MAX_TYPE_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    """One event of a verified delivery: what gets stored and later handled."""
+
+    event_id: str
+    type: str
+    payload: Any
+
+
+class Scheme:
+    """A provider family's signature scheme. Subclasses set the class attributes and
+    implement `verify` and `parse`; the helpers below hold what the schemes share."""
+
+    name: ClassVar[str]
+    # The credential purpose holding the verification secret (or public key).
+    secret_purpose: ClassVar[str] = "webhook_secret"  # noqa: S105 - a purpose name
+    # Headers kept on the event row for debugging; `signature_headers` are kept redacted.
+    stored_headers: ClassVar[tuple[str, ...]] = ()
+    signature_headers: ClassVar[tuple[str, ...]] = ()
+
+    def verify(self, *, headers: Headers, body: bytes, secrets: Sequence[str],
+               tolerance: int, now: float) -> None:
+        """Raise InvalidSignature unless one of `secrets` signed `body` (and the signed
+        timestamp, where the scheme has one); raise TimestampOutOfTolerance when the
+        signature is good but the timestamp is more than `tolerance` seconds from `now`."""
+        raise NotImplementedError
+
+    def parse(self, *, headers: Headers, body: bytes) -> list[ParsedEvent]:
+        """The events of an already verified delivery; InvalidPayload when it is not the
+        JSON this provider sends."""
+        raise NotImplementedError
+
+    def headers_to_store(self, headers: Headers) -> dict[str, str]:
+        """The selected headers of a delivery, signatures replaced by a marker."""
+        kept = {}
+        for name in (*self.stored_headers, *self.signature_headers, "content-type", "user-agent",
+                     "x-request-id"):
+            if name in headers:
+                kept[name] = "[redacted]" if name in self.signature_headers else headers[name][:500]
+        return kept
+
+
+# --- shared steps ---------------------------------------------------------------------
+
+def require_header(headers: Headers, name: str) -> str:
+    value = headers.get(name, "").strip()
+    if not value:
+        raise InvalidSignature(f"Missing {name} header.")
+    return value
+
+
+def parse_timestamp(raw: str, header: str) -> int:
+    """Unix seconds from a header; a malformed value is a signature error (400), never a 500."""
+    if not raw.isdigit() or len(raw) > 12:
+        raise InvalidSignature(f"Malformed timestamp in {header}.")
+    return int(raw)
+
+
+def check_timestamp(timestamp: int, *, tolerance: int, now: float) -> None:
+    """Both directions: a clock far in the future is as suspicious as a stale replay.
+    A tolerance of zero still checks (exact second), it never disables the check."""
+    if abs(now - timestamp) > max(tolerance, 0):
+        raise TimestampOutOfTolerance(
+            f"Timestamp {timestamp} is more than {tolerance} s away from the server time."
+        )
+
+
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def any_equal(expected: Sequence[bytes | str], given: Sequence[bytes | str]) -> bool:
+    """Constant-time comparison of every expected value against every given one."""
+    found = False
+    for want in expected:
+        for got in given:
+            # Bytes on both sides: compare_digest refuses non-ASCII str, which a sender controls.
+            if hmac.compare_digest(_bytes(want), _bytes(got)):
+                found = True
+    return found
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
+def load_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise InvalidPayload("The body is not valid JSON.") from err
+
+
+def checked_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidPayload(f"The delivery has no {what}.")
+    if len(value) > MAX_EVENT_ID_LENGTH:
+        raise InvalidPayload(f"The {what} is longer than {MAX_EVENT_ID_LENGTH} characters.")
+    return value
+
+
+def checked_type(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidPayload(f"The delivery has no {what}.")
+    if len(value) > MAX_TYPE_LENGTH:
+        raise InvalidPayload(f"The {what} is longer than {MAX_TYPE_LENGTH} characters.")
+    return value
+
+
+def json_object(body: bytes) -> dict:
+    data = load_json(body)
+    if not isinstance(data, dict):
+        raise InvalidPayload("The body must be a JSON object.")
+    return data
