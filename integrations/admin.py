@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import statistics
+from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils import timezone
 
+from integrations.circuit import circuit_reset, circuit_status, circuit_statuses
 from integrations.credentials import credential_rotate
-from integrations.models import Credential, Provider
+from integrations.models import Credential, OutboundCall, Provider
 
 
 class NewCredentialForm(forms.ModelForm):
@@ -65,18 +68,60 @@ class NewCredentialInline(admin.TabularInline):
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "kind", "environment", "enabled", "base_url"]
+    list_display = ["slug", "name", "kind", "environment", "enabled", "base_url", "circuit"]
     list_filter = ["kind", "environment", "enabled"]
     search_fields = ["slug", "name", "base_url"]
     inlines = [CredentialInline, NewCredentialInline]
+    actions = ["reset_circuits"]
+    readonly_fields = ["circuit_detail", "recent_calls"]
     fieldsets = [
         (None, {"fields": ["slug", "name", "kind", "base_url", "environment", "enabled"]}),
+        ("Health", {"fields": ["circuit_detail", "recent_calls"]}),
+        ("Authentication", {"fields": ["auth_scheme", "auth_header_name", "api_version", "api_version_header",
+                                       "oauth_token_url", "oauth_scope"]}),
         ("Timeouts and retries", {"fields": ["connect_timeout", "read_timeout", "deadline",
                                              "max_attempts", "backoff_base", "backoff_max"]}),
         ("Circuit breaker and rate limit", {"fields": ["circuit_failure_threshold", "circuit_open_seconds",
                                                        "rate_limit_requests", "rate_limit_period"]}),
         ("Caching and webhooks", {"fields": ["cache_ttl", "webhook_tolerance"]}),
     ]
+
+    def changelist_view(self, request, extra_context=None):
+        self._statuses = None  # one shared-state read per page, not one per row
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="circuit")
+    def circuit(self, obj: Provider) -> str:
+        if getattr(self, "_statuses", None) is None:
+            self._statuses = circuit_statuses(providers=Provider.objects.all())
+        status = self._statuses.get(obj.slug) or circuit_status(provider=obj)
+        return _circuit_text(status, short=True)
+
+    @admin.display(description="circuit breaker")
+    def circuit_detail(self, obj: Provider) -> str:
+        if obj.pk is None:
+            return "-"
+        return _circuit_text(circuit_status(provider=obj), short=False)
+
+    @admin.display(description="last hour")
+    def recent_calls(self, obj: Provider) -> str:
+        """Calls, error rate and median latency over the last hour, from the call records."""
+        if obj.pk is None:
+            return "-"
+        since = timezone.now() - timedelta(hours=1)
+        rows = list(OutboundCall.objects.filter(provider=obj, created__gte=since)
+                    .order_by("-created").values_list("ok", "latency_ms")[:5000])
+        if not rows:
+            return "no calls"
+        failed = sum(1 for ok, _ in rows if not ok)
+        median = statistics.median(latency for _, latency in rows)
+        return f"{len(rows)} calls, {failed / len(rows):.0%} failed, median latency {median:.0f} ms"
+
+    @admin.action(description="Reset the circuit breaker of the selected providers")
+    def reset_circuits(self, request, queryset):
+        for provider in queryset:
+            circuit_reset(provider=provider)
+        messages.success(request, f"Closed the circuit of {queryset.count()} provider(s).")
 
     def save_formset(self, request, form, formset, change):
         if not isinstance(formset.form, type) or not issubclass(formset.form, NewCredentialForm):
@@ -94,6 +139,41 @@ class ProviderAdmin(admin.ModelAdmin):
             )
             messages.info(request, f"Stored {credential} (fingerprint {credential.fingerprint}).")
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "never"
+
+
+def _circuit_text(status, *, short: bool) -> str:
+    if short:
+        return f"{status.state} ({status.failures} failing)" if status.failures else status.state
+    text = (f"{status.state}; {status.failures} consecutive failure(s); last change {_when(status.changed_at)}; "
+            f"{status.total_failures} failures and {status.total_opens} opening(s) in total")
+    if status.reopens_at and status.state != "closed":
+        text += f"; probe allowed from {_when(status.reopens_at)}"
+    if status.last_error:
+        text += f"; last error {status.last_error}"
+    return text
+
+
+@admin.register(OutboundCall)
+class OutboundCallAdmin(admin.ModelAdmin):
+    """Calls made to providers: read-only, filterable; headers, bodies and query values are never kept."""
+
+    list_display = ["created", "provider", "operation", "method", "path", "ok", "status", "error_code",
+                    "attempts", "latency_ms", "request_id"]
+    list_filter = ["ok", "error_code", "method", "provider", "operation", ("created", admin.DateFieldListFilter)]
+    search_fields = ["request_id", "operation", "path"]
+    date_hierarchy = "created"
+    list_select_related = ["provider"]
+    readonly_fields = [f.name for f in OutboundCall._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Credential)

@@ -22,6 +22,18 @@ class ProviderKind(models.TextChoices):
     GITHUB = "github", "Generic HMAC (GitHub-style)"
 
 
+class AuthScheme(models.TextChoices):
+    """How the outbound client authenticates; blank means the kind's default (see integrations.auth)."""
+
+    DEFAULT = "", "Default for the kind"
+    BEARER = "bearer", "Bearer token (api_key credential)"
+    API_KEY_HEADER = "api_key_header", "API key in a header (api_key credential)"
+    BASIC = "basic", "HTTP basic (basic_username + basic_password)"
+    OAUTH2_CLIENT_CREDENTIALS = "oauth2_client_credentials", "OAuth2 client credentials"
+    HMAC = "hmac", "HMAC request signing (signing_secret)"
+    NONE = "none", "No authentication"
+
+
 class Environment(models.TextChoices):
     SANDBOX = "sandbox", "Sandbox"
     PRODUCTION = "production", "Production"
@@ -68,6 +80,18 @@ class Provider(models.Model):
     rate_limit_period = models.FloatField(default=1.0, validators=[MinValueValidator(0.01), MaxValueValidator(86400)],
                                           help_text="Seconds.")
     cache_ttl = models.PositiveIntegerField(default=300, help_text="Seconds cacheable GETs are kept; 0 disables.")
+    auth_scheme = models.CharField(max_length=40, choices=AuthScheme.choices, default="", blank=True,
+                                   help_text="Blank: the kind's default (bearer for most kinds).")
+    auth_header_name = models.CharField(max_length=100, blank=True, default="",
+                                        help_text="Header for the API-key scheme (default X-API-Key).")
+    api_version = models.CharField(max_length=50, blank=True, default="",
+                                   help_text="Sent in the API-version header when set; part of cache keys.")
+    api_version_header = models.CharField(max_length=100, blank=True, default="",
+                                          help_text="Header carrying the API version (default by kind, "
+                                                    "e.g. Stripe-Version).")
+    oauth_token_url = models.CharField(max_length=300, blank=True, default="",
+                                       help_text="OAuth2 token endpoint: absolute, or a path under the base URL.")
+    oauth_scope = models.CharField(max_length=300, blank=True, default="")
     webhook_tolerance = models.PositiveIntegerField(
         default=300, validators=[MinValueValidator(1), MaxValueValidator(3600)],
         help_text="Seconds a webhook timestamp may differ from now, either way.")
@@ -86,6 +110,8 @@ class Provider(models.Model):
             raise ValidationError({"backoff_base": "Must not exceed the maximum backoff."})
         if self.connect_timeout + self.read_timeout > self.deadline:
             raise ValidationError({"deadline": "Must leave room for at least one attempt (connect + read timeout)."})
+        if self.auth_scheme == AuthScheme.OAUTH2_CLIENT_CREDENTIALS and not self.oauth_token_url:
+            raise ValidationError({"oauth_token_url": "OAuth2 client credentials need the token endpoint."})
 
 
 class CredentialPurpose(models.TextChoices):
@@ -152,3 +178,43 @@ class Credential(models.Model):
     @property
     def is_valid(self) -> bool:
         return self.active_until is None or self.active_until > timezone.now()
+
+
+class OutboundCall(models.Model):
+    """One call through the outbound client (all its attempts), for the admin. Never a secret:
+    the path is stored without its query string and no header or body is kept."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="outbound_calls")
+    operation = models.CharField(max_length=100, blank=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=300)
+    ok = models.BooleanField()
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=30, blank=True)
+    attempts = models.PositiveSmallIntegerField()
+    latency_ms = models.FloatField()
+    request_id = models.CharField(max_length=128, blank=True, db_index=True)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["provider", "-created"], name="outbound_provider_created")]
+
+    def __str__(self) -> str:
+        outcome = self.status if self.ok else self.error_code
+        return f"{self.method} {self.provider.slug}{self.path} -> {outcome}"
+
+
+class SharedState(models.Model):
+    """Cross-process state (circuit, token bucket, OAuth token) when the cache is not Redis.
+
+    The database cache cannot do an atomic read-modify-write (its incr is get+set, and two
+    add()s on an expired key both win), so integrations.shared_state locks these rows instead.
+    """
+
+    key = models.CharField(max_length=200, primary_key=True)
+    value = models.JSONField(null=True, blank=True)
+    expires = models.FloatField(default=0, help_text="Unix time after which the value is gone.")
+
+    def __str__(self) -> str:
+        return self.key
