@@ -16,6 +16,11 @@ def new_refund_id() -> str:
     return "re_" + secrets.token_hex(12)
 
 
+def new_outbound_key(prefix: str) -> str:
+    """A provider idempotency key, made once per charge or refund and reused on every attempt."""
+    return f"pgw_{prefix}_{secrets.token_hex(16)}"
+
+
 class ChargeStatus(models.TextChoices):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -52,12 +57,20 @@ class Charge(models.Model):
     outbound_idempotency_key = models.CharField(max_length=255, unique=True, editable=False)
     failure_code = models.CharField(max_length=100, blank=True)
     failure_message = models.CharField(max_length=1000, blank=True)
+    # The consumer's Idempotency-Key of the request that created it: for support, not a lookup.
+    request_key = models.CharField(max_length=255, blank=True, editable=False)
+    # Runs of the background completer on this charge while it was pending.
+    completion_attempts = models.PositiveIntegerField(default=0, editable=False)
     created = models.DateTimeField(default=timezone.now, db_index=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created", "-id"]
-        indexes = [models.Index(fields=["consumer", "-created", "-id"], name="charge_consumer_created")]
+        indexes = [
+            models.Index(fields=["consumer", "-created", "-id"], name="charge_consumer_created"),
+            # The completer's query: pending charges not touched for a while.
+            models.Index(fields=["status", "updated"], name="charge_status_updated"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} {self.amount} {self.currency} {self.status}"
@@ -81,11 +94,13 @@ class Refund(models.Model):
     outbound_idempotency_key = models.CharField(max_length=255, unique=True, editable=False)
     failure_code = models.CharField(max_length=100, blank=True)
     failure_message = models.CharField(max_length=1000, blank=True)
+    completion_attempts = models.PositiveIntegerField(default=0, editable=False)
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created"]
+        indexes = [models.Index(fields=["status", "updated"], name="refund_status_updated")]
 
     def __str__(self) -> str:
         return f"{self.id} {self.amount} on {self.charge_id}"
