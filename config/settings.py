@@ -118,6 +118,11 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# --- Outbound calls ------------------------------------------------------------------
+# Call records: inserted during the call in development (visible at once), by a background
+# writer in production (no database commit on the call's path; rows appear within a second).
+INTEGRATIONS_RECORD_CALLS = env.get("OUTBOUND_CALL_RECORDS") or ("sync" if DEBUG else "batch")
+
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.BearerKeyAuthentication"],
