@@ -110,3 +110,11 @@ def _dev_keys() -> list[str]:
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return [key]
+
+
+def outbound_call_records() -> str | bool:
+    """OUTBOUND_CALL_RECORDS: sync (default in development), batch (default in production) or off."""
+    raw = (os.environ.get("OUTBOUND_CALL_RECORDS") or ("sync" if DEBUG else "batch")).strip().lower()
+    if raw not in {"sync", "batch", "off"}:
+        raise ImproperlyConfigured(f"OUTBOUND_CALL_RECORDS must be sync, batch or off, not {raw!r}.")
+    return False if raw == "off" else raw

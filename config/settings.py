@@ -121,7 +121,7 @@ else:
 # --- Outbound calls ------------------------------------------------------------------
 # Call records: inserted during the call in development (visible at once), by a background
 # writer in production (no database commit on the call's path; rows appear within a second).
-INTEGRATIONS_RECORD_CALLS = env.get("OUTBOUND_CALL_RECORDS") or ("sync" if DEBUG else "batch")
+INTEGRATIONS_RECORD_CALLS = env.outbound_call_records()
 
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
