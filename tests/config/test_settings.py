@@ -45,6 +45,7 @@ def test_production_settings_with_everything_start(tmp_path):
         ({"FIELD_ENCRYPTION_KEYS": "not-a-fernet-key"}, "FIELD_ENCRYPTION_KEYS"),
         ({"DJANGO_ALLOWED_HOSTS": None}, "DJANGO_ALLOWED_HOSTS"),
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG"),
+        ({"OUTBOUND_CALL_RECORDS": "sometimes"}, "OUTBOUND_CALL_RECORDS"),
     ],
 )
 def test_production_refuses_to_start_and_names_the_variable(tmp_path, overrides, variable):
