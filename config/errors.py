@@ -6,8 +6,11 @@ view (unknown URLs) and unhandled exceptions (never with a traceback or settings
 
 from __future__ import annotations
 
+import functools
+
 from django.http import JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
 _MACHINE_PREFIXES = ("/api/", "/webhooks/", "/health/", "/metrics")
 
@@ -36,3 +39,19 @@ def bad_request(request, exception=None):
     if _is_machine(request):
         return _error("invalid_request", "The request could not be understood.", 400)
     return defaults.bad_request(request, exception)
+
+
+def get_only(view):
+    """For machine GET endpoints (health, metrics): any other method is a JSON 405, not
+    Django's CSRF page or an empty answer."""
+
+    @csrf_exempt
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            response = _error("method_not_allowed", f"{request.method} is not allowed here; use GET.", 405)
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper

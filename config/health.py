@@ -12,7 +12,8 @@ from collections.abc import Callable
 from django.db import connections
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+
+from config.errors import get_only
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +55,13 @@ def _broker() -> str:
 
 
 @never_cache
-@require_GET
+@get_only
 def live(request):
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
-@require_GET
+@get_only
 def ready(request):
     results: dict[str, object] = {}
     failed: list[str] = []

@@ -9,6 +9,8 @@ import re
 import uuid
 from collections.abc import Iterator
 
+from django.core.signals import request_finished
+
 HEADER = "X-Request-ID"
 _META_KEY = "HTTP_X_REQUEST_ID"
 # A caller's id is trusted only when it looks like an id: it ends up in logs and headers.
@@ -46,10 +48,20 @@ class RequestIDMiddleware:
         incoming = request.META.get(_META_KEY, "")
         request_id = incoming if _VALID.match(incoming) else new_id()
         request.request_id = request_id
-        with bound(request_id):
-            response = self.get_response(request)
+        # Not reset when this returns: Django logs 4xx/5xx responses (django.request) after
+        # the middleware chain, and those lines need the id too. `request_finished` (sent
+        # when the response is closed, after that logging) clears it.
+        _current.set(request_id)
+        response = self.get_response(request)
         response[HEADER] = request_id
         return response
+
+
+def _clear(**kwargs) -> None:
+    _current.set(None)
+
+
+request_finished.connect(_clear, dispatch_uid="config.request_id.clear")
 
 
 class RequestIDLogFilter(logging.Filter):

@@ -30,7 +30,9 @@ def request_fingerprint(*, method: str, path: str, body: object) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     digest = hashlib.sha256()
     for part in (method.upper(), path, canonical):
-        digest.update(part.encode("utf-8"))
+        # surrogatepass: the parser refuses lone surrogates, but a fingerprint must never be
+        # the thing that fails.
+        digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
     return digest.hexdigest()
 

@@ -8,10 +8,15 @@ from datetime import UTC, datetime, timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from integrations.circuit import circuit_reset, circuit_status, circuit_statuses
-from integrations.credentials import credential_rotate
+from integrations.credentials import check_credential_value, credential_rotate
 from integrations.models import Credential, OutboundCall, Provider
+
+# A grace period is for deliveries in flight, not a second permanent secret (90 days).
+MAX_GRACE_MINUTES = 90 * 24 * 60
 
 
 class NewCredentialForm(forms.ModelForm):
@@ -23,7 +28,7 @@ class NewCredentialForm(forms.ModelForm):
         help_text="Stored encrypted; it cannot be shown again.",
     )
     grace_minutes = forms.IntegerField(
-        min_value=0, required=False, initial=0,
+        min_value=0, max_value=MAX_GRACE_MINUTES, required=False, initial=0,
         help_text="Minutes the previous value stays valid (for webhook secrets in flight).",
     )
 
@@ -33,8 +38,10 @@ class NewCredentialForm(forms.ModelForm):
 
     def clean_value(self):
         value = self.cleaned_data["value"]
-        if not value or value != value.strip():
-            raise forms.ValidationError("Enter the value without surrounding spaces.")
+        try:
+            check_credential_value(value)
+        except ValueError as err:
+            raise forms.ValidationError(str(err).capitalize() + ".") from None
         return value
 
 
@@ -86,6 +93,12 @@ class ProviderAdmin(admin.ModelAdmin):
         ("Caching and webhooks", {"fields": ["cache_ttl", "webhook_tolerance"]}),
     ]
 
+
+    @method_decorator(sensitive_post_parameters())
+    def changeform_view(self, request, *args, **kwargs):
+        # The form carries credential values: error reports must never show the POST data.
+        return super().changeform_view(request, *args, **kwargs)
+
     def changelist_view(self, request, extra_context=None):
         self._statuses = None  # one shared-state read per page, not one per row
         return super().changelist_view(request, extra_context)
@@ -123,6 +136,7 @@ class ProviderAdmin(admin.ModelAdmin):
             circuit_reset(provider=provider)
         messages.success(request, f"Closed the circuit of {queryset.count()} provider(s).")
 
+    @method_decorator(sensitive_variables("data"))
     def save_formset(self, request, form, formset, change):
         if not isinstance(formset.form, type) or not issubclass(formset.form, NewCredentialForm):
             return super().save_formset(request, form, formset, change)

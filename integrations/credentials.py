@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from integrations.crypto import fingerprint
 from integrations.errors import CredentialMissing
 from integrations.models import Credential, Provider
 
 
+def check_credential_value(value: str) -> None:
+    """Provider secrets are printable ASCII (PEM keys may span lines). Anything else is a
+    typo or a paste accident, and would only fail later, inside an HTTP header."""
+    if not value or value != value.strip():
+        raise ValueError("credential value must be non-empty, without surrounding whitespace")
+    if not all(ch.isascii() and (ch.isprintable() or ch in "\n\r") for ch in value):
+        raise ValueError("credential value must be printable ASCII (line breaks allowed for PEM keys)")
+
+
+@sensitive_variables("value")
 def credential_rotate(
     *,
     provider: Provider,
@@ -26,8 +37,7 @@ def credential_rotate(
     Without grace the old value stops being valid at once. Rows are locked so two
     rotations at once cannot both become current (the unique constraint backs this up).
     """
-    if not value or value != value.strip():
-        raise ValueError("credential value must be non-empty, without surrounding whitespace")
+    check_credential_value(value)
     environment = environment or provider.environment
     now = timezone.now()
     with transaction.atomic():
@@ -67,3 +77,21 @@ def credential_values_valid(*, provider: Provider, purpose: str, environment: st
         .order_by("-version")
     )
     return [row.value for row in rows]
+
+
+def credentials_valid_until(
+    *, provider: Provider, purpose: str, environment: str | None = None
+) -> list[tuple[str, datetime | None]]:
+    """Every currently valid plaintext with the end of its validity (None: current), newest first.
+
+    For callers that keep the values for a while (webhook verification's cache): they
+    must drop a value once `active_until` has passed, so a grace period ends on time
+    even though nothing is saved when it does.
+    """
+    environment = environment or provider.environment
+    rows = (
+        Credential.objects.valid()
+        .filter(provider=provider, environment=environment, purpose=purpose)
+        .order_by("-version")
+    )
+    return [(row.value, row.active_until) for row in rows]

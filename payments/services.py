@@ -225,6 +225,20 @@ def _claim_for_completion(model, pk, seen_updated) -> bool:
         completion_attempts=F("completion_attempts") + 1, updated=timezone.now()))
 
 
+def _complete_one(settle, **item) -> str:
+    """Settle one charge or refund: "done", "still_pending", or "errors" (logged, and left
+    for the next run: one broken row must not stop the completer for all the others)."""
+    try:
+        settled = settle(**item, source="completer")
+    except ProviderUnavailableError:
+        return "still_pending"
+    except Exception:  # noqa: BLE001 - logged with its traceback; the row stays pending
+        (what, obj), = item.items()
+        logger.exception("completer could not settle %s", what, extra={what: obj.pk})
+        return "errors"
+    return "still_pending" if settled.status == "pending" else "done"
+
+
 def payments_complete_stale(*, limit: int | None = None) -> dict[str, int]:
     """Drive pending charges and refunds that nobody touched for a while to a final state.
 
@@ -233,24 +247,16 @@ def payments_complete_stale(*, limit: int | None = None) -> dict[str, int]:
     """
     limit = limit or conf.completer_batch_size()
     cutoff = timezone.now() - conf.completer_stale_after()
-    done = {"charges": 0, "refunds": 0, "still_pending": 0}
+    done = {"charges": 0, "refunds": 0, "still_pending": 0, "errors": 0}
     stale = Q(status="pending", updated__lt=cutoff)
     for charge in Charge.objects.filter(stale).select_related("provider").order_by("updated")[:limit]:
         if not _claim_for_completion(Charge, charge.pk, charge.updated):
             continue
-        try:
-            charge = charge_settle(charge=charge, source="completer")
-        except ProviderUnavailableError:
-            done["still_pending"] += 1
-            continue
-        done["charges" if charge.status != ChargeStatus.PENDING else "still_pending"] += 1
+        outcome = _complete_one(charge_settle, charge=charge)
+        done[outcome if outcome != "done" else "charges"] += 1
     for refund in Refund.objects.filter(stale).select_related("charge__provider").order_by("updated")[:limit]:
         if not _claim_for_completion(Refund, refund.pk, refund.updated):
             continue
-        try:
-            refund = refund_settle(refund=refund, source="completer")
-        except ProviderUnavailableError:
-            done["still_pending"] += 1
-            continue
-        done["refunds" if refund.status != Refund.Status.PENDING else "still_pending"] += 1
+        outcome = _complete_one(refund_settle, refund=refund)
+        done[outcome if outcome != "done" else "refunds"] += 1
     return done

@@ -427,7 +427,7 @@ class Sandbox:
     # --- records ---------------------------------------------------------------------
     def records_list(self, request: SandboxRequest) -> SandboxResponse:
         raw_limit = request.query.get("limit") or str(records.DEFAULT_LIMIT)
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= records.MAX_LIMIT:
+        if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= records.MAX_LIMIT:
             raise invalid(f"limit must be an integer from 1 to {records.MAX_LIMIT}.", param="limit")
         cursor, starting_after = request.query.get("cursor") or None, request.query.get("starting_after") or None
         if cursor and starting_after:
@@ -583,7 +583,7 @@ def parse_body(request: SandboxRequest) -> dict:
             if match:
                 data.setdefault(match.group(1), {})[match.group(2)] = values[-1]
             else:
-                data[name] = int(values[-1]) if name == "amount" and values[-1].isdigit() else values[-1]
+                data[name] = int(values[-1]) if name == "amount" and values[-1].isascii() and values[-1].isdigit() else values[-1]
         return data
     data = parse_json(request.body)
     if not isinstance(data, dict):

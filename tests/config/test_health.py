@@ -44,3 +44,13 @@ def test_ready_is_503_naming_the_database_when_it_points_at_nothing(tmp_path):
     assert outcome["body"]["status"] == "unavailable"
     # Connection errors can carry the DSN; the body names the failure, not the URL.
     assert "127.0.0.1:1" not in json.dumps(outcome["body"])
+
+
+def test_other_methods_are_a_json_405_not_a_csrf_page(db):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    for path in ("/health/live", "/health/ready"):
+        response = client.post(path)
+        assert response.status_code == 405
+        assert response.json()["error"]["type"] == "method_not_allowed"

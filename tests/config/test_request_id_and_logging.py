@@ -79,3 +79,24 @@ def test_requests_touching_credentials_log_no_plaintext(admin_client, provider, 
     assert caplog.records, "expected the requests to log something (SQL at DEBUG)"
     assert secret not in caplog.text
     assert "sk_test_provider_secret_123" not in caplog.text
+
+
+def test_djangos_own_4xx_log_line_carries_the_request_id(client, db):
+    """django.request logs 4xx/5xx after the middleware chain: the id must still be there."""
+    handler, stream = json_handler()
+    logger = logging.getLogger("django.request")
+    logger.addHandler(handler)
+    try:
+        client.get("/api/v1/whoami", HTTP_X_REQUEST_ID="rid-4xx-line")
+    finally:
+        logger.removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines, "django.request logged nothing for a 401"
+    assert {line["request_id"] for line in lines} == {"rid-4xx-line"}
+
+
+def test_the_request_id_is_cleared_when_the_request_finishes(client, db):
+    from config.request_id import current
+
+    client.get("/health/live", HTTP_X_REQUEST_ID="rid-gone-after")
+    assert current() is None

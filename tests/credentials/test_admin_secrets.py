@@ -64,3 +64,61 @@ def test_setting_a_value_in_the_admin_rotates_and_encrypts(staff_client, provide
     assert credential_value(provider=provider, purpose="api_key") == SECRET
     assert Credential.objects.filter(provider=provider, purpose="api_key").count() == 2
     assert SECRET not in caplog.text
+
+
+def test_admin_refuses_an_absurd_grace_without_a_500_or_echoing_the_value(staff_client, provider):
+    url = f"/admin/integrations/provider/{provider.pk}/change/"
+    form = staff_client.get(url).context["adminform"].form
+    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k != "id"}
+    data.update({
+        "credentials-TOTAL_FORMS": "2", "credentials-INITIAL_FORMS": "2",
+        "credentials-MIN_NUM_FORMS": "0", "credentials-MAX_NUM_FORMS": "1000",
+        "credentials-2-TOTAL_FORMS": "1", "credentials-2-INITIAL_FORMS": "0",
+        "credentials-2-MIN_NUM_FORMS": "0", "credentials-2-MAX_NUM_FORMS": "1000",
+        "credentials-2-0-environment": "sandbox", "credentials-2-0-purpose": "api_key",
+        "credentials-2-0-value": SECRET, "credentials-2-0-grace_minutes": "99999999999999",
+    })
+    for i, credential in enumerate(Credential.objects.filter(provider=provider).order_by(
+            "provider", "environment", "purpose", "-version")):
+        data[f"credentials-{i}-id"] = str(credential.pk)
+        data[f"credentials-{i}-provider"] = str(provider.pk)
+    response = staff_client.post(url, data)
+    assert response.status_code == 200  # the form again, with the error
+    assert SECRET not in response.content.decode()
+    assert Credential.objects.filter(provider=provider, purpose="api_key").count() == 1
+
+
+def test_debug_error_page_of_the_provider_form_hides_the_post_data(provider, monkeypatch, settings):
+    """A crash while saving a credential, with DEBUG on: the technical 500 page that Django
+    renders must not list the submitted value (sensitive_post_parameters + our filter)."""
+    from django.test import Client
+
+    def crash(self, *args, **kwargs):
+        raise RuntimeError("simulated failure while storing")
+
+    # Fails deep inside the real credential_rotate, whose frame holds the value.
+    monkeypatch.setattr(Credential, "save", crash)
+    settings.DEBUG = True
+    user = get_user_model().objects.create_superuser("dbg", "dbg@example.test", "pw-for-tests-123")
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    url = f"/admin/integrations/provider/{provider.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k != "id"}
+    data.update({
+        "credentials-TOTAL_FORMS": "2", "credentials-INITIAL_FORMS": "2",
+        "credentials-MIN_NUM_FORMS": "0", "credentials-MAX_NUM_FORMS": "1000",
+        "credentials-2-TOTAL_FORMS": "1", "credentials-2-INITIAL_FORMS": "0",
+        "credentials-2-MIN_NUM_FORMS": "0", "credentials-2-MAX_NUM_FORMS": "1000",
+        "credentials-2-0-environment": "sandbox", "credentials-2-0-purpose": "api_key",
+        "credentials-2-0-value": SECRET, "credentials-2-0-grace_minutes": "0",
+    })
+    for i, credential in enumerate(Credential.objects.filter(provider=provider).order_by(
+            "provider", "environment", "purpose", "-version")):
+        data[f"credentials-{i}-id"] = str(credential.pk)
+        data[f"credentials-{i}-provider"] = str(provider.pk)
+    response = client.post(url, data)
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "simulated failure while storing" in page  # it is the technical page
+    assert SECRET not in page

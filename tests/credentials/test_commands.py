@@ -94,3 +94,41 @@ def test_bad_input_from_the_shell_is_one_line_and_exit_1(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == ["CommandError: unknown provider 'ghost'"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["rotate_credential", "sandbox", "api_key", "--environment", "staging"],
+        ["configure_provider", "pay", "--kind", "stripe"],
+        ["rotate_encryption_key", "--batch-size", "abc"],
+        ["rotate_credential", "sandbox", "api_key", "--grace", "99999999999d"],
+        ["create_api_key", "shop", "--label", "x" * 200],
+    ],
+)
+def test_argument_errors_from_the_shell_are_one_line_and_exit_1(tmp_path, argv):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    env.pop("REDIS_URL", None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([sys.executable, "manage.py", "configure_provider", "sandbox", "--kind", "sandbox",
+                    "--base-url", "http://127.0.0.1:8099"], cwd=ROOT, env=env, check=True, capture_output=True)
+    result = subprocess.run([sys.executable, "manage.py", *argv], cwd=ROOT, env=env, input="value\n",
+                            capture_output=True, text=True)
+    assert result.returncode == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("CommandError: "), result.stderr
+
+
+@pytest.mark.parametrize("value", ["sk_live_caf\u00e9", "sk_live_\u20ac", "a\tb", "a\x00b"])
+def test_credential_values_must_be_printable_ascii(provider, monkeypatch, value):
+    monkeypatch.setattr("sys.stdin", io.StringIO(value))
+    with pytest.raises(CommandError, match="printable ASCII"):
+        call_command("rotate_credential", "sandbox", "api_key", stdout=io.StringIO(), stderr=io.StringIO())
+    assert credential_value(provider=provider, purpose="api_key") == "sk_test_provider_secret_123"
+
+
+def test_a_pem_public_key_with_line_breaks_is_accepted(provider, monkeypatch):
+    pem = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----"
+    monkeypatch.setattr("sys.stdin", io.StringIO(pem + "\n"))
+    call_command("rotate_credential", "sandbox", "webhook_public_key", stdout=io.StringIO())
+    assert credential_value(provider=provider, purpose="webhook_public_key") == pem

@@ -64,7 +64,7 @@ def test_completer_finishes_a_crashed_charge_with_one_provider_charge(post_charg
         post_charge(key="crash")
     charge = Charge.objects.get()
     with override_settings(PAYMENTS_COMPLETER_STALE_SECONDS=3600):
-        assert complete_stale() == {"charges": 0, "refunds": 0, "still_pending": 0}  # not stale yet
+        assert complete_stale() == {"charges": 0, "refunds": 0, "still_pending": 0, "errors": 0}  # not stale yet
     with override_settings(PAYMENTS_COMPLETER_STALE_SECONDS=0):
         assert complete_stale()["charges"] == 1
     charge.refresh_from_db()
@@ -101,7 +101,7 @@ def test_completer_retrieves_a_charge_whose_provider_id_is_known(post_charge, fa
 def test_completer_leaves_charges_pending_while_the_provider_is_down(post_charge, fake_provider):
     fake_provider.mode = "down"
     post_charge(key="x")
-    assert complete_stale() == {"charges": 0, "refunds": 0, "still_pending": 1}
+    assert complete_stale() == {"charges": 0, "refunds": 0, "still_pending": 1, "errors": 0}
     assert Charge.objects.get().status == "pending"
     fake_provider.mode = "ok"
     assert complete_stale()["charges"] == 1
@@ -145,3 +145,24 @@ def test_completer_finishes_a_refund_left_pending_by_an_outage(post_charge, fake
                             HTTP_IDEMPOTENCY_KEY="refund-later")
     assert retry.status_code == 201 and retry.json()["status"] == "succeeded"
     assert len(fake_provider.refunds) == 1
+
+
+def test_one_broken_charge_does_not_stop_the_completer(db, monkeypatch):
+    """An unexpected error settling one row is logged and counted; the others still settle."""
+    from payments import services
+
+    calls = []
+
+    def settle(*, charge, source):
+        calls.append(charge.pk)
+        if len(calls) == 1:
+            raise UnicodeEncodeError("latin-1", "€", 0, 1, "cannot encode")
+        charge.status = "succeeded"
+        return charge
+
+    class Row:
+        def __init__(self, pk):
+            self.pk = pk
+
+    assert services._complete_one(settle, charge=Row("ch_1")) == "errors"
+    assert services._complete_one(settle, charge=Row("ch_2")) == "done"

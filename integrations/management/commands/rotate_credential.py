@@ -7,21 +7,28 @@ import re
 import sys
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from config.commands import Command as BaseCommand
 
 from integrations.credentials import credential_rotate
 from integrations.models import CredentialPurpose, Environment, Provider
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+# A grace period is for deliveries in flight, not a second permanent secret.
+MAX_GRACE = timedelta(days=90)
 
 
 def parse_duration(raw: str) -> timedelta:
     """'90s', '15m', '24h', '7d' -> timedelta."""
     match = _DURATION.match(raw.strip())
-    if not match:
+    if not match or len(match.group(1)) > 9:
         raise CommandError(f"--grace must look like 90s, 15m, 24h or 7d, not {raw!r}")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    grace = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    if grace > MAX_GRACE:
+        raise CommandError(f"--grace is at most {MAX_GRACE.days} days")
+    return grace
 
 
 class Command(BaseCommand):

@@ -10,7 +10,9 @@ import os
 import signal
 import socket
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from config.commands import Command as BaseCommand
 
 from sandbox.api import Sandbox, SandboxConfig
 from sandbox.server import SandboxServer

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
+from config.commands import Command as BaseCommand
 from integrations.models import Provider
 from webhooks.models import EventStatus, WebhookEvent
 from webhooks.replay import webhook_replay
@@ -22,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--status", help=f"Only events in this status: {', '.join(EventStatus.values)}.")
         parser.add_argument("--since", metavar="ISO", help="Only events received at or after this "
                             "ISO 8601 date or time (UTC when no offset is given).")
-        parser.add_argument("--id", dest="ids", metavar="ID", nargs="+", default=[],
+        parser.add_argument("--id", dest="ids", metavar="ID", nargs="+", action="extend", default=[],
                             help="Event ids (the provider's) or row numbers.")
         parser.add_argument("--force", action="store_true", help="Also replay processed/ignored events.")
 
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         if since:
             events = events.filter(received_at__gte=since_at)
         if ids:
-            events = events.filter(pk__in=[int(i) for i in ids if i.isdigit()]) | events.filter(event_id__in=ids)
+            events = events.filter(pk__in=[int(i) for i in ids if i.isascii() and i.isdigit() and len(i) < 19]) | events.filter(event_id__in=ids)
         outcome = webhook_replay(events=events, force=force)
         for item in outcome.enqueued:
             self.stdout.write(f"enqueued {item.pk} {item.provider} {item.event_id} {item.type} "

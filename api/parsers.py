@@ -1,0 +1,51 @@
+"""The API's JSON parser: strict JSON whose strings a database can store, or a 400.
+
+DRF's parser accepts what PostgreSQL cannot store (NUL characters, lone UTF-16
+surrogates) and lets deeply nested input crash the decoder; either would surface as a
+500 deep inside a view. Here they are a clear `invalid_json` at the door.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+MAX_DEPTH = 32
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def check_storable(data: object) -> None:
+    """Raise ValueError for NUL or lone surrogates in any string, or nesting past MAX_DEPTH."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                raise ValueError("a string contains a NUL character or an unpaired surrogate")
+        elif isinstance(value, dict):
+            stack.extend((k, depth + 1) for k in value)
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
+class StrictJSONParser(JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        raw = stream.read() if stream is not None else b""
+        try:
+            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            check_storable(data)
+        except (UnicodeDecodeError, ValueError, RecursionError) as err:
+            detail = str(err) if isinstance(err, ValueError) and not isinstance(err, json.JSONDecodeError) \
+                else "the body is not valid UTF-8 JSON"
+            raise ParseError(f"JSON parse error: {detail}") from None
+        return data
