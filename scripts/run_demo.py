@@ -18,6 +18,7 @@ import base64
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -215,6 +216,13 @@ def main() -> int:
     seeded = seed(sandbox_url=sandbox_url)
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    # Web and worker write their metrics to one directory, so /metrics shows the worker's
+    # counts (webhook processing, the completer's calls) too. Stale files from a previous
+    # run would add up with the new ones: start empty.
+    metrics_dir = VAR_DIR / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     sandbox_env = {
         "SANDBOX_API_KEY": seeded["SANDBOX_API_KEY"],
         "SANDBOX_WEBHOOK_SECRET": seeded["SANDBOX_WEBHOOK_SECRET"],

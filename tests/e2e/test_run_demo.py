@@ -77,6 +77,14 @@ def test_make_run_walkthrough_works_from_the_printed_commands(demo, tmp_path):
     assert re.search(r"(?im)^idempotent-replayed: true", replay_headers)
     assert '"status":"succeeded"' in step3 and '"provider":"sandbox"' in step3
 
+    # /metrics on the web server also shows what the worker did (a shared multiprocess
+    # directory): the webhook that settled the charge was processed there.
+    metrics = requests.get(f"{web}/metrics", timeout=10).text
+    processed = [line for line in metrics.splitlines() if line.startswith("webhook_processing_total{")
+                 and 'outcome="processed"' in line and 'provider="sandbox"' in line]
+    assert processed and float(processed[0].rsplit(" ", 1)[1]) >= 1, \
+        [line for line in metrics.splitlines() if line.startswith("webhook_")]
+
     session = requests.Session()
     session.get(f"{web}/admin/login/", timeout=10)
     login = session.post(f"{web}/admin/login/?next=/admin/", timeout=10, data={
