@@ -35,7 +35,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from config import request_id
-from integrations import auth, circuit, metrics, records, response_cache
+from integrations import auth, circuit, metrics, records, response_cache, shared_state
 from integrations.conf import setting
 from integrations.credentials import credential_value
 from integrations.errors import (  # noqa: F401 - re-exported: callers import them from here
@@ -294,13 +294,17 @@ class ProviderClient:
         while True:
             attempt += 1
             remaining = deadline_at - self._clock()
-            # The rate-limit token and the circuit's state come in one shared-state round trip.
-            # A token taken for a call the circuit then refuses is lost: harmless, as an open
-            # circuit sends nothing anyway.
+            # The rate-limit token and the circuit's state come in one shared-state round trip,
+            # or none: a token from this process's leased reserve and a fresh local copy of a
+            # closed circuit (see ratelimit.py and circuit.py for the bounds). A token taken
+            # for a call the circuit then refuses is lost: harmless, an open circuit sends nothing.
             rate_limited, waited, shared = None, 0.0, True
             try:
+                also_get = circuit.circuit_key(slug) if circuit.circuit_needs_read(provider=provider) else None
                 waited, raw_circuit = rate_limit_acquire(provider=provider, max_wait=max(0.0, remaining),
-                                                         sleep=self._sleep, also_get=circuit.circuit_key(slug))
+                                                         sleep=self._sleep, also_get=also_get)
+                if waited:
+                    raw_circuit = shared_state.UNREAD  # read before the wait: look again
                 permit = circuit.circuit_permit(provider=provider, probe_ttl=max(remaining, 1.0), raw=raw_circuit)
             except RateLimitExceeded as err:
                 rate_limited = err

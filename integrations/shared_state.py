@@ -31,6 +31,9 @@ from integrations.conf import setting
 KEEP = object()
 """Returned as the new value by an updater that leaves the entry (and its expiry) as it is."""
 
+UNREAD = object()
+"""Stands for "this value was not read from the store" (take_token without `also_get`)."""
+
 Updater = Callable[[Any], tuple[Any, Any]]
 """fn(current value or None) -> (new value, None to delete, or KEEP; result handed back)."""
 
@@ -88,16 +91,20 @@ class DatabaseStore:
         SharedState.objects.filter(key=key).update(value=None, expires=0)
 
     def take_token(self, key: str, *, capacity: float, rate: float, now: float, ttl: float,
-                   also_get: str | None = None) -> tuple[float, Any]:
-        """One token-bucket step; returns (seconds until a token, 0 if one was taken) and the
-        value of `also_get`, read in the same round trip (the client reads the circuit)."""
-        wait = self.update(key, lambda cur: _take_token(cur, capacity, rate, now), ttl)
-        return wait, (self.get(also_get) if also_get else None)
+                   also_get: str | None = None, count: int = 1) -> tuple[float, Any, int]:
+        """One token-bucket step taking up to `count` tokens (at least one, never more than the
+        bucket holds); returns (seconds until a token, 0 if some were taken), the value of
+        `also_get` read in the same round trip (the client reads the circuit; UNREAD without
+        it), and how many tokens were taken."""
+        wait, taken = self.update(key, lambda cur: _take_token(cur, capacity, rate, now, count), ttl)
+        return wait, (self.get(also_get) if also_get else UNREAD), taken
 
 
-def _take_token(current: dict | None, capacity: float, rate: float, now: float) -> tuple[dict, float]:
-    """Token bucket step: refill for the time passed, then take one token or say how long
-    until one is there (without taking it, so waiters do not go into debt)."""
+def _take_token(current: dict | None, capacity: float, rate: float, now: float,
+                count: int = 1) -> tuple[dict, tuple[float, int]]:
+    """Token bucket step: refill for the time passed, then take up to `count` of the tokens
+    that are there, or say how long until one is (without taking it, so waiters do not go
+    into debt)."""
     if current is None:
         tokens, stamp = capacity, now
     else:
@@ -108,8 +115,9 @@ def _take_token(current: dict | None, capacity: float, rate: float, now: float) 
     stamp = max(stamp, now)
     # The epsilon: float rounding must not leave a waiter asking for 1e-16 s forever.
     if tokens >= 1 - 1e-9:
-        return {"tokens": max(0.0, tokens - 1), "ts": stamp}, 0.0
-    return {"tokens": tokens, "ts": stamp}, (1 - tokens) / rate
+        taken = max(1, min(count, int(tokens + 1e-9)))
+        return {"tokens": max(0.0, tokens - taken), "ts": stamp}, (0.0, taken)
+    return {"tokens": tokens, "ts": stamp}, ((1 - tokens) / rate, 0)
 
 
 # The same step as _take_token, atomic inside Redis, plus one read: one round trip per call.
@@ -128,10 +136,16 @@ end
 tokens = math.min(capacity, tokens + math.max(0, now - stamp) * rate)
 stamp = math.max(stamp, now)
 local wait = 0
-if tokens >= 1 - 1e-9 then tokens = math.max(0, tokens - 1) else wait = (1 - tokens) / rate end
+local taken = 0
+if tokens >= 1 - 1e-9 then
+  taken = math.max(1, math.min(tonumber(ARGV[5]), math.floor(tokens + 1e-9)))
+  tokens = math.max(0, tokens - taken)
+else
+  wait = (1 - tokens) / rate
+end
 redis.call('SET', KEYS[1], cjson.encode({tokens = tokens, ts = stamp}), 'PX', ARGV[4])
 -- KEYS[2]: a value the caller reads in the same round trip (the provider's circuit).
-return {tostring(wait), redis.call('GET', KEYS[2])}
+return {tostring(wait), redis.call('GET', KEYS[2]), taken}
 """
 
 
@@ -197,14 +211,17 @@ class RedisStore:
         self._client().delete(self._key(key))
 
     def take_token(self, key: str, *, capacity: float, rate: float, now: float, ttl: float,
-                   also_get: str | None = None) -> tuple[float, Any]:
+                   also_get: str | None = None, count: int = 1) -> tuple[float, Any, int]:
         client = self._client()
         if self._script is None:
             self._script = client.register_script(_BUCKET_STEP_LUA)
         keys = [self._key(key), self._key(also_get or key)]
-        wait, other = self._script(keys=keys, args=[capacity, rate, repr(now), max(1, int(ttl * 1000))],
-                                   client=client)
-        return float(wait), (json.loads(other) if also_get and other else None)
+        wait, other, taken = self._script(
+            keys=keys, args=[repr(float(capacity)), repr(float(rate)), repr(now), max(1, int(ttl * 1000)),
+                             int(count)], client=client)
+        if not also_get:
+            return float(wait), UNREAD, int(taken)
+        return float(wait), (json.loads(other) if other else None), int(taken)
 
 
 @lru_cache(maxsize=4)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
-
-from config.commands import Command as BaseCommand
 from django.db import transaction
 
+from config.commands import Command as BaseCommand
 from integrations.models import Environment, Provider, ProviderKind
 
 

@@ -10,7 +10,6 @@ from datetime import timedelta
 from django.core.management.base import CommandError
 
 from config.commands import Command as BaseCommand
-
 from integrations.credentials import credential_rotate
 from integrations.models import CredentialPurpose, Environment, Provider
 

@@ -8,10 +8,9 @@ batch locks its rows, and every process accepts all configured keys during the r
 from __future__ import annotations
 
 from django.core.management.base import CommandError
-
-from config.commands import Command as BaseCommand
 from django.db import transaction
 
+from config.commands import Command as BaseCommand
 from integrations import crypto
 
 

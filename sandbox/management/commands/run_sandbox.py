@@ -13,7 +13,6 @@ import socket
 from django.core.management.base import CommandError
 
 from config.commands import Command as BaseCommand
-
 from sandbox.api import Sandbox, SandboxConfig
 from sandbox.server import SandboxServer
 from sandbox.webhooks import WebhookSettings, validate_secret
