@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.views.decorators.debug import sensitive_variables
+
 from integrations import shared_state
 from integrations.conf import setting
 from integrations.crypto import Sealed, decrypt, encrypt
@@ -67,6 +69,7 @@ def api_version_header(provider) -> str:
     return provider.api_version_header or API_VERSION_HEADER_BY_KIND.get(provider.kind, DEFAULT_API_VERSION_HEADER)
 
 
+@sensitive_variables()  # every local here is a secret or carries one
 def apply_auth(*, provider, outgoing: Outgoing, credential: Callable[[str], str],
                oauth_token: Callable[[], str] | None = None) -> str | None:
     """Add the provider's authentication to `outgoing`. Returns the OAuth2 token used, if any.

@@ -31,6 +31,7 @@ import requests
 import urllib3
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
@@ -285,6 +286,8 @@ class ProviderClient:
                                      ttl=provider.cache_ttl)
         return result
 
+    # Error reports (and DEBUG pages) must not show the headers these frames build.
+    @sensitive_variables("headers", "token", "outgoing", "base_headers")
     def _attempts(self, provider, method, url, params, body, base_headers, idempotency_key, operation,
                   log_path, query_keys, deadline_at, expect_json) -> CallResult:
         slug = provider.slug
@@ -427,6 +430,7 @@ class ProviderClient:
 
     # --- one HTTP exchange ----------------------------------------------------------------
 
+    @sensitive_variables("headers")
     def _exchange(self, provider, method, url, params, headers, body, deadline_at) -> _Exchange:
         remaining = deadline_at - self._clock()
         if remaining <= 0:
@@ -438,10 +442,19 @@ class ProviderClient:
         except requests.exceptions.Timeout as err:
             kind = "connect" if isinstance(err, requests.exceptions.ConnectTimeout) else "read"
             return _Exchange(error_code=ETIMEDOUT, message=f"{kind} timed out")
+        except requests.exceptions.InvalidHeader:
+            # Checked before any byte is sent, like a header that cannot be encoded below.
+            return _Exchange(error_code=ECONN, message="request not sent: a header value is invalid "
+                                                        "(check the provider's credentials)")
         except requests.exceptions.RequestException as err:
             if _is_timeout(err):
                 return _Exchange(error_code=ETIMEDOUT, message="timed out")
             return _Exchange(error_code=ECONN, message=f"connection failed: {type(err).__name__}")
+        except UnicodeError:
+            # http.client encodes headers as Latin-1; a stored secret outside it (credential
+            # values are checked to be ASCII, but rows may predate that) must not be a 500.
+            return _Exchange(error_code=ECONN, message="request not sent: a header value is not Latin-1 "
+                                                        "(check the provider's credentials)")
         try:
             limit = int(setting("INTEGRATIONS_MAX_RESPONSE_BYTES"))
             chunks, size = [], 0
