@@ -15,7 +15,8 @@ class WebhooksConfig(AppConfig):
 
         from webhooks import verify_cache
 
-        # A provider or credential saved in this process is seen by the next delivery.
+        # A provider or credential saved in any process is seen by the next delivery in
+        # every process (see verify_cache: local clear plus a shared version).
         for model in ("integrations.Provider", "integrations.Credential"):
             for name, signal in (("save", post_save), ("delete", post_delete)):
-                signal.connect(verify_cache.clear, sender=model, dispatch_uid=f"webhooks.verify_cache.{model}.{name}")
+                signal.connect(verify_cache.changed, sender=model, dispatch_uid=f"webhooks.verify_cache.{model}.{name}")

@@ -21,9 +21,11 @@ DEFAULTS = {
     "WEBHOOK_STALE_PROCESSING_SECONDS": 120.0,
     # Raw bodies of processed/ignored events older than this are purged.
     "WEBHOOK_BODY_RETENTION_DAYS": 30,
-    # Seconds a process may reuse a provider and its valid secrets for verification;
-    # 0 reads them for every delivery (see webhooks/verify_cache.py for the trade-off).
-    "WEBHOOK_VERIFY_CACHE_SECONDS": 0,
+    # Seconds a process may reuse a provider and its valid secrets for verification,
+    # while the shared version is unchanged (saves anywhere apply at the next delivery;
+    # only writes that bypass signals wait for this); 0 reads them for every delivery.
+    # See webhooks/verify_cache.py.
+    "WEBHOOK_VERIFY_CACHE_SECONDS": 5,
     # At most this many events are re-enqueued per sweep, so a backlog drains gradually.
     "WEBHOOK_SWEEP_BATCH": 500,
 }

@@ -1,28 +1,68 @@
-"""An optional, short per-process cache of what verification reads from the database.
+"""A per-process cache of what verification reads from the database, exact across processes.
 
-Off by default (WEBHOOK_VERIFY_CACHE_SECONDS = 0): every delivery reads its provider and
-the provider's valid secrets, so a change is exact at once. When set to a few seconds,
-those two reads are skipped for repeat deliveries (they are most of the intake's cost
-beyond storing the event). Changes saved in this process (admin, rotate_credential,
-credential_rotate) clear the cache at once; changes made by another process are seen
-within the TTL: for that long, a disabled provider may still be accepted, and a secret
-rotated *without* grace may still verify (or a brand-new one not yet).
+Each delivery needs its provider and the provider's valid secrets: two queries and a
+Fernet decryption, most of the intake's cost beyond storing the event. This keeps them
+per process for up to WEBHOOK_VERIFY_CACHE_SECONDS (default 5; 0 turns it off), and
+stamps every entry with a *version* kept in the shared state every process sees
+(`integrations.shared_state`: Redis in production, a database row otherwise). An entry
+is used only while the shared version is unchanged, and every save or delete of a
+Provider or a Credential, in any process, replaces the version when it commits (and
+clears this process's entries at once). So a disabled provider answers 404, and a
+secret rotated without grace stops verifying, on the next delivery in every process.
+It costs one read of the version per delivery (a Redis GET on a kept connection; not
+Django's cache API, which builds a new Redis client object for every call).
+
+Time-based changes need no save: each secret is kept with its `active_until` and dropped
+once that has passed, so a grace period ends on time.
+
+What is still bounded by the TTL and not exact: a change written without Django's
+signals (`QuerySet.update()`, raw SQL, another program on the database), and one whose
+process died between its commit and replacing the version. When the shared state cannot
+be read, nothing is cached (every delivery reads the database).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
+from django.db import transaction
+
+from integrations import shared_state
 from webhooks import conf
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 MAX_ENTRIES = 1000  # a bound, not a tuning knob: entries are per provider
+VERSION_KEY = "webhooks:verify-cache:version"
+# The version expires (then a new one is made: one reload per process) only so that the
+# database store does not keep a row forever; any length works.
+VERSION_TTL = 24 * 3600.0
 
-_entries: dict[Hashable, tuple[float, object]] = {}
+# key -> (expires at on _clock, shared version it was loaded under, value)
+_entries: dict[Hashable, tuple[float, str, object]] = {}
 _clock = time.monotonic
+_seen_version: str | None = None
+
+
+def shared_version() -> str | None:
+    """The current shared version, created when missing (first use, eviction, a flush);
+    None when the shared cache cannot be reached, which means: do not cache."""
+    try:
+        store = shared_state.store()
+        version = store.get(VERSION_KEY)
+        if version is None:
+            store.add(VERSION_KEY, uuid.uuid4().hex, ttl=VERSION_TTL)
+            version = store.get(VERSION_KEY)
+    except Exception:  # noqa: BLE001 - any failure here means "read the database"
+        logger.warning("webhook verification cache: shared version unreadable, not caching", exc_info=True)
+        return None
+    return version
 
 
 def cached(key: Hashable, loader: Callable[[], T]) -> T:
@@ -31,17 +71,62 @@ def cached(key: Hashable, loader: Callable[[], T]) -> T:
     ttl = conf.get("WEBHOOK_VERIFY_CACHE_SECONDS")
     if ttl <= 0:
         return loader()
+    # Read the version *before* loading: a change committed after this read replaces
+    # the version, so whatever this load saw is dropped by the next delivery.
+    version = shared_version()
+    if version is None:
+        return loader()
+    global _seen_version
+    if version != _seen_version:
+        # Something changed somewhere: drop every entry now rather than as each is next
+        # used, so revoked secrets do not linger in this process's memory.
+        _entries.clear()
+        _seen_version = version
     now = _clock()
     hit = _entries.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]  # type: ignore[return-value]
+    if hit is not None and hit[0] > now and hit[1] == version:
+        return hit[2]  # type: ignore[return-value]
     value = loader()
     if len(_entries) >= MAX_ENTRIES:
         _entries.clear()
-    _entries[key] = (now + ttl, value)
+    _entries[key] = (now + ttl, version, value)
     return value
 
 
 def clear(**kwargs) -> None:
-    """Forget everything (signal receiver for Provider and Credential saves/deletes)."""
+    """Forget this process's entries (tests; see `changed` for saves)."""
     _entries.clear()
+
+
+def bump() -> None:
+    """Replace the shared version: every process's entries stop being used."""
+    new = uuid.uuid4().hex
+    try:
+        shared_state.store().update(VERSION_KEY, lambda _current: (new, None), ttl=VERSION_TTL)
+    except Exception:  # noqa: BLE001 - a save must not fail because the shared state is down
+        # Other processes cannot read the version either while this lasts (so they do
+        # not cache); if it comes back at once, their entries live at most the TTL.
+        logger.error("webhook verification cache: could not replace the shared version", exc_info=True)
+
+
+def changed(**kwargs) -> None:
+    """Signal receiver for Provider and Credential saves and deletes.
+
+    Clears this process at once (its own transaction already sees the change) and
+    replaces the shared version once the change is committed, when other processes can
+    first read it: whatever they loaded before that carries the old version and is
+    dropped at their next delivery. (Replacing it before the commit as well would add
+    nothing, and with the database store would keep its row locked until the caller's
+    transaction ends, serialising unrelated changes and risking deadlocks.)
+    """
+    using = kwargs.get("using") or "default"
+    _entries.clear()
+    if transaction.get_connection(using).in_atomic_block:
+        transaction.on_commit(_after_commit, using=using, robust=True)
+    else:
+        bump()
+
+
+def _after_commit() -> None:
+    _entries.clear()
+    bump()

@@ -8,7 +8,7 @@ from django.views.decorators.csrf import csrf_exempt
 from api.exceptions import error_body
 from webhooks import conf, metrics
 from webhooks.errors import IntakeError, PayloadTooLarge
-from webhooks.intake import provider_for_intake, webhook_receive
+from webhooks.intake import intake_target, webhook_receive
 
 
 def read_body(request, limit: int) -> bytes:
@@ -33,17 +33,17 @@ def receive(request, slug: str):
         response["Allow"] = "POST"
         return response
     try:
-        provider = provider_for_intake(slug)
+        target = intake_target(slug)
     except IntakeError as err:
         metrics.intake_total.labels("unknown", err.code).inc()
         return JsonResponse(error_body(err.code, err.message), status=err.status_code)
     try:
         body = read_body(request, conf.get("WEBHOOK_MAX_BODY_BYTES"))
         headers = {name.lower(): value for name, value in request.headers.items()}
-        result = webhook_receive(provider=provider, headers=headers, body=body,
+        result = webhook_receive(target=target, headers=headers, body=body,
                                  request_id=getattr(request, "request_id", None))
     except IntakeError as err:
         if isinstance(err, PayloadTooLarge):
-            metrics.intake_total.labels(provider.slug, err.code).inc()
+            metrics.intake_total.labels(target.provider.slug, err.code).inc()
         return JsonResponse(error_body(err.code, err.message), status=err.status_code)
     return JsonResponse({"received": True, "duplicate": result.duplicate})
