@@ -11,7 +11,6 @@ import logging
 
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -24,6 +23,7 @@ from prometheus_client import (
 )
 
 from config import env
+from config.errors import get_only
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +63,30 @@ def _refresh_circuit_gauges() -> None:
         circuit_state.labels(slug).set(status.numeric)
 
 
+# Collectors that read the database at scrape time (e.g. the webhook backlog): the truth
+# across every host, whichever process did the work. Apps add theirs from ready().
+_scrape_collectors: list = []
+
+
+def register_scrape_collector(collector) -> None:
+    """Add a prometheus-client collector (an object with collect()) run on every scrape."""
+    if collector not in _scrape_collectors:
+        _scrape_collectors.append(collector)
+
+
+def _scrape_time_metrics() -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in _scrape_collectors:
+        registry.register(collector)
+    try:
+        return generate_latest(registry)
+    except Exception:  # noqa: BLE001 - a scrape still answers with what it has
+        logger.warning("a scrape-time metrics collector failed", exc_info=True)
+        return b""
+
+
 @never_cache
-@require_GET
+@get_only
 def metrics_view(request):
     """Prometheus text exposition of every metric of the service."""
     try:
@@ -76,4 +98,4 @@ def metrics_view(request):
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(registry) + _scrape_time_metrics(), content_type=CONTENT_TYPE_LATEST)

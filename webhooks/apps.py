@@ -13,6 +13,11 @@ class WebhooksConfig(AppConfig):
 
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="webhooks.ensure_schedules")
 
+        from integrations.metrics import register_scrape_collector
+        from webhooks.metrics import backlog
+
+        register_scrape_collector(backlog)
+
         from webhooks import verify_cache
 
         # A provider or credential saved in any process is seen by the next delivery in
