@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
 
 class IntegrationsConfig(AppConfig):
@@ -9,8 +8,9 @@ class IntegrationsConfig(AppConfig):
 
     def ready(self):
         from config.health import readiness_check
+        from config.schedules import Every, on_migrate
         from integrations.health import providers_check
-        from integrations.tasks import ensure_schedules
+        from integrations.tasks import PURGE_SCHEDULE_NAME
 
         readiness_check("providers")(providers_check)
-        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="integrations.ensure_schedules")
+        on_migrate(self, Every(PURGE_SCHEDULE_NAME, "integrations.tasks.purge_outbound_records", minutes=60))

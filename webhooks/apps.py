@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_migrate, post_save
+from django.db.models.signals import post_delete, post_save
 
 
 class WebhooksConfig(AppConfig):
@@ -8,10 +8,11 @@ class WebhooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from config.schedules import on_migrate
         from webhooks import handlers  # noqa: F401 - registers the handlers
-        from webhooks.schedules import ensure_schedules
+        from webhooks.schedules import SCHEDULES
 
-        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="webhooks.ensure_schedules")
+        on_migrate(self, *SCHEDULES)
 
         from integrations.metrics import register_scrape_collector
         from webhooks.metrics import backlog

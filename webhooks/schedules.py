@@ -1,20 +1,15 @@
-"""The app's django-q2 schedules, created idempotently after every `migrate`."""
+"""The app's django-q2 schedules (created after every `migrate`, see config/schedules.py)."""
 
 from __future__ import annotations
 
-SCHEDULES = [
-    # name, function, minutes between runs
-    ("webhooks.sweep", "webhooks.tasks.sweep", 1),
-    ("webhooks.purge_bodies", "webhooks.tasks.purge_bodies", 60 * 24),
-]
+from config.schedules import Every, ensure
+
+SCHEDULES = (
+    Every("webhooks.sweep", "webhooks.tasks.sweep", minutes=1),
+    Every("webhooks.purge_bodies", "webhooks.tasks.purge_bodies", minutes=60 * 24),
+)
 
 
-def ensure_schedules(sender=None, using="default", **kwargs) -> None:
-    """post_migrate handler: create or update the schedules by name (no duplicates)."""
-    from django_q.models import Schedule
-
-    for name, func, minutes in SCHEDULES:
-        Schedule.objects.using(using).update_or_create(
-            name=name,
-            defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
-        )
+def ensure_schedules(**kwargs) -> None:
+    """Create or update the schedules by name (no duplicates)."""
+    ensure(SCHEDULES, using=kwargs.get("using", "default"))
