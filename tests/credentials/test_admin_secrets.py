@@ -18,6 +18,27 @@ def staff_client(client, db):
     return client
 
 
+def change_form_post(client, provider, *, value: str, grace: str = "0") -> dict:
+    """The provider change form as the admin renders it, plus one new credential value."""
+    url = f"/admin/integrations/provider/{provider.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k != "id"}
+    data.update({
+        # Existing credentials inline (read-only rows) and the "new value" inline.
+        "credentials-TOTAL_FORMS": "2", "credentials-INITIAL_FORMS": "2",
+        "credentials-MIN_NUM_FORMS": "0", "credentials-MAX_NUM_FORMS": "1000",
+        "credentials-2-TOTAL_FORMS": "1", "credentials-2-INITIAL_FORMS": "0",
+        "credentials-2-MIN_NUM_FORMS": "0", "credentials-2-MAX_NUM_FORMS": "1000",
+        "credentials-2-0-environment": "sandbox", "credentials-2-0-purpose": "api_key",
+        "credentials-2-0-value": value, "credentials-2-0-grace_minutes": grace,
+    })
+    for i, credential in enumerate(Credential.objects.filter(provider=provider).order_by(
+            "provider", "environment", "purpose", "-version")):
+        data[f"credentials-{i}-id"] = str(credential.pk)
+        data[f"credentials-{i}-provider"] = str(provider.pk)
+    return data
+
+
 def test_provider_change_page_never_contains_plaintext(staff_client, provider):
     credential = credential_rotate(provider=provider, purpose="api_key", value=SECRET)
     page = staff_client.get(f"/admin/integrations/provider/{provider.pk}/change/")
@@ -41,23 +62,7 @@ def test_credential_list_never_contains_plaintext(staff_client, provider):
 def test_setting_a_value_in_the_admin_rotates_and_encrypts(staff_client, provider, caplog):
     caplog.set_level(logging.DEBUG)
     url = f"/admin/integrations/provider/{provider.pk}/change/"
-    form = staff_client.get(url).context["adminform"].form
-    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k != "id"}
-    data.update({
-        # Existing credentials inline (read-only rows) and the "new value" inline.
-        "credentials-TOTAL_FORMS": "2", "credentials-INITIAL_FORMS": "2",
-        "credentials-MIN_NUM_FORMS": "0", "credentials-MAX_NUM_FORMS": "1000",
-        "credentials-2-TOTAL_FORMS": "1", "credentials-2-INITIAL_FORMS": "0",
-        "credentials-2-MIN_NUM_FORMS": "0", "credentials-2-MAX_NUM_FORMS": "1000",
-        "credentials-2-0-environment": "sandbox", "credentials-2-0-purpose": "api_key",
-        "credentials-2-0-value": SECRET, "credentials-2-0-grace_minutes": "0",
-    })
-    for i, credential in enumerate(Credential.objects.filter(provider=provider).order_by(
-            "provider", "environment", "purpose", "-version")):
-        data[f"credentials-{i}-id"] = str(credential.pk)
-        data[f"credentials-{i}-provider"] = str(provider.pk)
-        data[f"credentials-{i}-active_until_0"] = ""
-        data[f"credentials-{i}-active_until_1"] = ""
+    data = change_form_post(staff_client, provider, value=SECRET)
     response = staff_client.post(url, data, follow=True)
     assert response.status_code == 200
     assert SECRET not in response.content.decode()
@@ -68,20 +73,7 @@ def test_setting_a_value_in_the_admin_rotates_and_encrypts(staff_client, provide
 
 def test_admin_refuses_an_absurd_grace_without_a_500_or_echoing_the_value(staff_client, provider):
     url = f"/admin/integrations/provider/{provider.pk}/change/"
-    form = staff_client.get(url).context["adminform"].form
-    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k != "id"}
-    data.update({
-        "credentials-TOTAL_FORMS": "2", "credentials-INITIAL_FORMS": "2",
-        "credentials-MIN_NUM_FORMS": "0", "credentials-MAX_NUM_FORMS": "1000",
-        "credentials-2-TOTAL_FORMS": "1", "credentials-2-INITIAL_FORMS": "0",
-        "credentials-2-MIN_NUM_FORMS": "0", "credentials-2-MAX_NUM_FORMS": "1000",
-        "credentials-2-0-environment": "sandbox", "credentials-2-0-purpose": "api_key",
-        "credentials-2-0-value": SECRET, "credentials-2-0-grace_minutes": "99999999999999",
-    })
-    for i, credential in enumerate(Credential.objects.filter(provider=provider).order_by(
-            "provider", "environment", "purpose", "-version")):
-        data[f"credentials-{i}-id"] = str(credential.pk)
-        data[f"credentials-{i}-provider"] = str(provider.pk)
+    data = change_form_post(staff_client, provider, value=SECRET, grace="99999999999999")
     response = staff_client.post(url, data)
     assert response.status_code == 200  # the form again, with the error
     assert SECRET not in response.content.decode()
@@ -103,20 +95,7 @@ def test_debug_error_page_of_the_provider_form_hides_the_post_data(provider, mon
     client = Client(raise_request_exception=False)
     client.force_login(user)
     url = f"/admin/integrations/provider/{provider.pk}/change/"
-    form = client.get(url).context["adminform"].form
-    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k != "id"}
-    data.update({
-        "credentials-TOTAL_FORMS": "2", "credentials-INITIAL_FORMS": "2",
-        "credentials-MIN_NUM_FORMS": "0", "credentials-MAX_NUM_FORMS": "1000",
-        "credentials-2-TOTAL_FORMS": "1", "credentials-2-INITIAL_FORMS": "0",
-        "credentials-2-MIN_NUM_FORMS": "0", "credentials-2-MAX_NUM_FORMS": "1000",
-        "credentials-2-0-environment": "sandbox", "credentials-2-0-purpose": "api_key",
-        "credentials-2-0-value": SECRET, "credentials-2-0-grace_minutes": "0",
-    })
-    for i, credential in enumerate(Credential.objects.filter(provider=provider).order_by(
-            "provider", "environment", "purpose", "-version")):
-        data[f"credentials-{i}-id"] = str(credential.pk)
-        data[f"credentials-{i}-provider"] = str(provider.pk)
+    data = change_form_post(client, provider, value=SECRET)
     response = client.post(url, data)
     assert response.status_code == 500
     page = response.content.decode()
