@@ -22,3 +22,8 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a record would let a retry of a finished request run (and charge) again.
+        # Records leave only through the retention purge.
+        return False

@@ -19,7 +19,7 @@ def _default_next_cursor(body: Mapping[str, Any], items: list) -> str | None:
 
 def paginate(client, path: str, *, params: Mapping[str, Any] | None = None, page_size: int = 100,
              max_page_size: int = MAX_PAGE_SIZE, limit_param: str = "limit",
-             cursor_param: str = "starting_after", items_key: str = "data",
+             cursor_param: str | None = None, items_key: str = "data",
              next_cursor: Callable[[Mapping[str, Any], list], str | None] = _default_next_cursor,
              operation: str = "list", max_pages: int = 10_000) -> Iterator[Any]:
     """Yield every item of a cursor-paginated listing, fetching pages lazily.
@@ -29,14 +29,19 @@ def paginate(client, path: str, *, params: Mapping[str, Any] | None = None, page
     fails raises the client's ProviderError (ProviderUnavailable for RATE_LIMITED), leaving
     the caller to resume later from the last item it saw. Stops when the next cursor is
     empty (or, defensively, repeats, or after `max_pages`).
+
+    `cursor_param` names the query parameter the next cursor goes back in. By default it
+    follows the body: an opaque `next_cursor` goes back as `cursor`, Stripe's
+    `has_more` style as `starting_after` (the last item's id).
     """
     size = max(1, min(page_size, max_page_size))
     cursor: str | None = None
     seen: set[str] = set()
+    param = cursor_param or "cursor"
     for _ in range(max_pages):
         query = {**(params or {}), limit_param: size}
         if cursor:
-            query[cursor_param] = cursor
+            query[param] = cursor
         result = client.request("GET", path, params=query, operation=operation).raise_for_error()
         body = result.data if isinstance(result.data, Mapping) else {}
         items = list(body.get(items_key) or [])
@@ -45,3 +50,4 @@ def paginate(client, path: str, *, params: Mapping[str, Any] | None = None, page
         if not cursor or cursor in seen:
             return
         seen.add(cursor)
+        param = cursor_param or ("cursor" if body.get("next_cursor") else "starting_after")

@@ -60,3 +60,26 @@ class ChargeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Refund)
+class RefundAdmin(admin.ModelAdmin):
+    """All refunds across charges, to find pending or failed ones; read-only like charges."""
+
+    list_display = ["id", "charge", "amount", "status", "failure_code", "created", "updated"]
+    list_filter = ["status", "charge__provider", "created"]
+    search_fields = ["id", "charge__id", "provider_refund_id", "outbound_idempotency_key"]
+    date_hierarchy = "created"
+    list_select_related = ["charge"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -68,10 +68,17 @@ class StripeStyleAdapter(PaymentAdapter):
     def _call(self, method: str, path: str, *, payload: dict | None = None, key: str | None = None,
               operation: str):
         from integrations.client import ProviderClient  # the client imports models; keep this lazy
+        from integrations.errors import CredentialMissing
 
         body = self.encode(payload) if payload is not None else {}
-        return ProviderClient(self.provider).request(method, path, idempotency_key=key, operation=operation,
-                                                     **body)
+        try:
+            return ProviderClient(self.provider).request(method, path, idempotency_key=key,
+                                                         operation=operation, **body)
+        except CredentialMissing as err:
+            # Our configuration, not the caller's request: "not now" (503, the operation stays
+            # pending and resumes once staff add the credential), never a 500.
+            raise AdapterUnavailable(str(err), provider=self.provider.slug, status=None,
+                                     code="CREDENTIAL_MISSING") from err
 
     @staticmethod
     def _definitive(result) -> bool:

@@ -16,7 +16,8 @@ ITEMS = [{"id": f"it_{n:03d}"} for n in range(1, 8)]
 def listing(request, *, style="cursor"):
     query = {k: v[0] for k, v in parse_qs(urlsplit(request.path).query).items()}
     limit = int(query["limit"])
-    after = query.get("starting_after")
+    # Each style reads the cursor where such an API expects it.
+    after = query.get("cursor" if style == "cursor" else "starting_after")
     start = 0 if not after else [i["id"] for i in ITEMS].index(after) + 1
     page = ITEMS[start:start + limit]
     more = start + limit < len(ITEMS)
@@ -83,3 +84,23 @@ def test_each_page_takes_a_rate_limit_token(make_provider, fake_sleep):
         with pytest.raises(ProviderUnavailable) as err:
             list(paginate(ProviderClient(provider, sleep=fake_sleep), "/v1/items", page_size=3))
         assert err.value.result.error_code == "RATE_LIMITED" and server.count == 1
+
+
+def test_walks_the_sandbox_records_listing_across_pages(provider):
+    """Against the project's own sandbox (an opaque `next_cursor` sent back as `cursor`)."""
+    from itertools import islice
+
+    from sandbox.api import Sandbox, SandboxConfig
+    from sandbox.server import SandboxServer
+
+    server = SandboxServer(Sandbox(SandboxConfig(api_key="sk_test_provider_secret_123")), port=0).start()
+    try:
+        provider.base_url = server.url
+        provider.rate_limit_requests = 10_000
+        provider.save()
+        records = list(islice(paginate(ProviderClient(provider), "/v1/records", page_size=100), 350))
+    finally:
+        server.stop()
+    ids = [record["id"] for record in records]
+    assert len(ids) == 350 and len(set(ids)) == 350  # four pages, no repeats, no gaps
+    assert ids == sorted(ids)

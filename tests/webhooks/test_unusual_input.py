@@ -70,3 +70,18 @@ def test_replay_command_takes_several_id_flags(db, sender_of, client):
     call_command("replay_webhooks", "--id", "evt_multi_1", "--id", "evt_multi_2", stdout=out)
     assert "2 event(s) enqueued" in out.getvalue()
     assert json.dumps(sorted(WebhookEvent.objects.values_list("status", flat=True))) == '["received", "received"]'
+
+
+def test_replay_command_says_which_ids_it_did_not_find(db, sender_of, client):
+    import io
+
+    from django.core.management import call_command
+
+    sender = sender_of("standard")
+    event_id, body = sender.body(event_id="evt_known")
+    assert sender.post(client, body, sender.headers(body, event_id)).status_code == 200
+    WebhookEvent.objects.update(status="dead")
+    out = io.StringIO()
+    call_command("replay_webhooks", "--id", "evt_known", "evt_ghost", stdout=out)
+    assert "not found (or not matching the other filters): evt_ghost" in out.getvalue()
+    assert "1 event(s) enqueued" in out.getvalue()

@@ -57,7 +57,7 @@ class Command(BaseCommand):
                                            environment=environment, grace=grace_delta)
         except ValueError as err:
             raise CommandError(str(err)) from None
-        kept = f"; the previous value stays valid for {grace}" if grace else ""
+        kept = f"; the previous value stays valid for {grace}" if grace and credential.version > 1 else ""
         self.stdout.write(f"stored {credential} (fingerprint {credential.fingerprint}){kept}")
 
     def _read_value(self, from_env: str | None) -> str:

@@ -44,6 +44,13 @@ class Command(BaseCommand):
             events = events.filter(received_at__gte=since_at)
         if ids:
             events = events.filter(pk__in=[int(i) for i in ids if i.isascii() and i.isdigit() and len(i) < 19]) | events.filter(event_id__in=ids)
+        if ids:
+            matched = set()
+            for pk, event_id in events.values_list("pk", "event_id"):
+                matched.update({str(pk), event_id})
+            missing = [i for i in ids if i not in matched]
+            if missing:
+                self.stdout.write(f"not found (or not matching the other filters): {', '.join(missing)}")
         outcome = webhook_replay(events=events, force=force)
         for item in outcome.enqueued:
             self.stdout.write(f"enqueued {item.pk} {item.provider} {item.event_id} {item.type} "
