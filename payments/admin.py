@@ -6,6 +6,7 @@ field that the provider owns can be edited here.
 
 from django.contrib import admin
 
+from config.readonly_admin import ReadOnlyModelAdmin
 from payments.models import Charge, ChargeStatusChange, Refund
 
 
@@ -35,7 +36,7 @@ class StatusHistoryInline(ReadOnlyInline):
 
 
 @admin.register(Charge)
-class ChargeAdmin(admin.ModelAdmin):
+class ChargeAdmin(ReadOnlyModelAdmin):
     list_display = ["id", "consumer", "provider", "amount", "currency", "status", "amount_refunded", "created"]
     list_filter = ["status", "provider", "currency", "consumer", "created"]
     search_fields = ["id", "provider_charge_id", "outbound_idempotency_key", "request_key"]
@@ -49,21 +50,9 @@ class ChargeAdmin(admin.ModelAdmin):
         ("Request", {"fields": ["request_key", "source", "description", "metadata", "created", "updated"]}),
     ]
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Refund)
-class RefundAdmin(admin.ModelAdmin):
+class RefundAdmin(ReadOnlyModelAdmin):
     """All refunds across charges, to find pending or failed ones; read-only like charges."""
 
     list_display = ["id", "charge", "amount", "status", "failure_code", "created", "updated"]
@@ -71,15 +60,3 @@ class RefundAdmin(admin.ModelAdmin):
     search_fields = ["id", "charge__id", "provider_refund_id", "outbound_idempotency_key"]
     date_hierarchy = "created"
     list_select_related = ["charge"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
