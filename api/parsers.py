@@ -8,6 +8,7 @@ surrogates) and lets deeply nested input crash the decoder; either would surface
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from rest_framework.exceptions import ParseError
@@ -17,8 +18,17 @@ MAX_DEPTH = 32
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def _reject_constant(name: str):
+def reject_constant(name: str):
+    """json.loads' parse_constant: NaN and Infinity parse in Python but are not JSON."""
     raise ValueError(f"{name} is not valid JSON")
+
+
+def finite_float(text: str) -> float:
+    """json.loads' parse_float: 1e400 would become inf, which no JSON column holds."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
 
 def check_storable(data: object) -> None:
@@ -42,7 +52,7 @@ class StrictJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         raw = stream.read() if stream is not None else b""
         try:
-            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            data = json.loads(raw.decode("utf-8"), parse_constant=reject_constant, parse_float=finite_float)
             check_storable(data)
         except (UnicodeDecodeError, ValueError, RecursionError) as err:
             detail = str(err) if isinstance(err, ValueError) and not isinstance(err, json.JSONDecodeError) \

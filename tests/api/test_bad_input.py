@@ -10,6 +10,8 @@ BAD_BODIES = [
                  id="nul-in-key"),
     pytest.param(b"[" * 100_000 + b"]" * 100_000, id="deeply-nested"),
     pytest.param(b'{"amount": NaN, "currency": "usd", "source": "tok_visa"}', id="nan"),
+    pytest.param(b'{"amount": 100, "currency": "usd", "source": "tok_visa", "metadata": {"a": 1e400}}',
+                 id="float-out-of-range"),
     pytest.param(b"\xff\xfe not utf-8", id="not-utf8"),
 ]
 

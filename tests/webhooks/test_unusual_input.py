@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from webhooks.models import WebhookEvent
 
@@ -85,3 +87,47 @@ def test_replay_command_says_which_ids_it_did_not_find(db, sender_of, client):
     call_command("replay_webhooks", "--id", "evt_known", "evt_ghost", stdout=out)
     assert "not found (or not matching the other filters): evt_ghost" in out.getvalue()
     assert "1 event(s) enqueued" in out.getvalue()
+
+
+# --- the shortcut that skips the storability walk for plain bodies ----------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=60,
+)
+
+
+@given(value=_json_values, ensure_ascii=st.booleans())
+def test_the_storability_shortcut_only_skips_values_the_walk_would_accept(value, ensure_ascii):
+    from api.parsers import check_storable
+    from webhooks.schemes.base import _plainly_storable
+
+    body = json.dumps(value, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass")
+    if _plainly_storable(body):
+        check_storable(json.loads(body))  # must not raise
+
+
+@pytest.mark.parametrize("body", [
+    # 40 levels deep: under Python's recursion limit, over the storable depth.
+    b'{"type": "x", "data": ' + b"[" * 40 + b"]" * 40 + b"}",
+    # A lone surrogate as raw UTF-8 bytes (no \u escape): json.loads decodes it.
+    b'{"type": "x", "data": "\xed\xa0\x80"}',
+], ids=["40-deep", "raw-surrogate-bytes"])
+def test_what_the_shortcut_cannot_rule_out_is_still_checked(client, sender_of, body):
+    sender = sender_of("github")  # signs the raw bytes, whatever they decode to
+    response = sender.post(client, body, sender.headers(body, "evt_checked"))
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_payload"
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_a_signed_body_with_a_number_json_cannot_hold_is_invalid_payload_not_a_500(client, sender_of, number):
+    """Python's json reads NaN and 1e400 (as inf); writing them back to a JSON column fails."""
+    sender = sender_of("github")
+    body = b'{"type": "x", "data": {"amount": ' + number + b"}}"
+    response = sender.post(client, body, sender.headers(body, "evt_number"))
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_payload"
+    assert not WebhookEvent.objects.exists()
