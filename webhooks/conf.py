@@ -22,10 +22,13 @@ DEFAULTS = {
     # Raw bodies of processed/ignored events older than this are purged.
     "WEBHOOK_BODY_RETENTION_DAYS": 30,
     # Seconds a process may reuse a provider and its valid secrets for verification,
-    # while the shared version is unchanged (saves anywhere apply at the next delivery;
-    # only writes that bypass signals wait for this); 0 reads them for every delivery.
-    # See webhooks/verify_cache.py.
+    # while the shared version is unchanged (only writes that bypass signals wait for
+    # this); 0 reads them for every delivery. See webhooks/verify_cache.py.
     "WEBHOOK_VERIFY_CACHE_SECONDS": 5,
+    # How often a process reads that shared version: a provider or credential saved in
+    # another process applies here within this long (in the saving process at once);
+    # 0 reads it for every delivery.
+    "WEBHOOK_VERIFY_CACHE_RECHECK_SECONDS": 0.1,
     # At most this many events are re-enqueued per sweep, so a backlog drains gradually.
     "WEBHOOK_SWEEP_BATCH": 500,
 }

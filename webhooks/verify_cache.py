@@ -1,4 +1,4 @@
-"""A per-process cache of what verification reads from the database, exact across processes.
+"""A per-process cache of what verification reads from the database, bounded across processes.
 
 Each delivery needs its provider and the provider's valid secrets: two queries and a
 Fernet decryption, most of the intake's cost beyond storing the event. This keeps them
@@ -7,18 +7,23 @@ stamps every entry with a *version* kept in the shared state every process sees
 (`integrations.shared_state`: Redis in production, a database row otherwise). An entry
 is used only while the shared version is unchanged, and every save or delete of a
 Provider or a Credential, in any process, replaces the version when it commits (and
-clears this process's entries at once). So a disabled provider answers 404, and a
-secret rotated without grace stops verifying, on the next delivery in every process.
-It costs one read of the version per delivery (a Redis GET on a kept connection; not
-Django's cache API, which builds a new Redis client object for every call).
+clears this process's entries at once).
+
+A process reads the shared version at most once per WEBHOOK_VERIFY_CACHE_RECHECK_SECONDS
+(default 0.1 s; 0: on every delivery), the bound the circuit breaker uses for its shared
+state too. So a disabled provider answers 404, and a secret rotated without grace stops
+verifying, at once in the process that saved the change and within 0.1 s in every other
+one. Reading the version on every delivery cost a Redis round trip, a third of what the
+cache saved (bench/RESULTS.md); once per 0.1 s it is one read per process, whatever the
+delivery rate.
 
 Time-based changes need no save: each secret is kept with its `active_until` and dropped
 once that has passed, so a grace period ends on time.
 
-What is still bounded by the TTL and not exact: a change written without Django's
-signals (`QuerySet.update()`, raw SQL, another program on the database), and one whose
-process died between its commit and replacing the version. When the shared state cannot
-be read, nothing is cached (every delivery reads the database).
+What is still bounded by the TTL and not by the recheck: a change written without
+Django's signals (`QuerySet.update()`, raw SQL, another program on the database), and one
+whose process died between its commit and replacing the version. When the shared state
+cannot be read, nothing is cached (every delivery reads the database).
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ VERSION_TTL = 24 * 3600.0
 # key -> (expires at on _clock, shared version it was loaded under, value)
 _entries: dict[Hashable, tuple[float, str, object]] = {}
 _clock = time.monotonic
-_seen_version: str | None = None
+_seen_version: str | None = None  # the shared version as last read, and when (on _clock)
+_version_read_at = float("-inf")
 
 
 def shared_version() -> str | None:
@@ -71,18 +77,12 @@ def cached(key: Hashable, loader: Callable[[], T]) -> T:
     ttl = conf.get("WEBHOOK_VERIFY_CACHE_SECONDS")
     if ttl <= 0:
         return loader()
+    now = _clock()
     # Read the version *before* loading: a change committed after this read replaces
-    # the version, so whatever this load saw is dropped by the next delivery.
-    version = shared_version()
+    # the version, so whatever this load saw is dropped at the next read.
+    version = _current_version(now)
     if version is None:
         return loader()
-    global _seen_version
-    if version != _seen_version:
-        # Something changed somewhere: drop every entry now rather than as each is next
-        # used, so revoked secrets do not linger in this process's memory.
-        _entries.clear()
-        _seen_version = version
-    now = _clock()
     hit = _entries.get(key)
     if hit is not None and hit[0] > now and hit[1] == version:
         return hit[2]  # type: ignore[return-value]
@@ -93,9 +93,26 @@ def cached(key: Hashable, loader: Callable[[], T]) -> T:
     return value
 
 
+def _current_version(now: float) -> str | None:
+    """The shared version, read again once WEBHOOK_VERIFY_CACHE_RECHECK_SECONDS have passed
+    since the last read; a new one drops every entry at once, rather than as each is next
+    used, so revoked secrets do not linger in this process's memory."""
+    global _seen_version, _version_read_at
+    if _seen_version is not None and now - _version_read_at < conf.get("WEBHOOK_VERIFY_CACHE_RECHECK_SECONDS"):
+        return _seen_version
+    version = shared_version()
+    if version != _seen_version:
+        _entries.clear()
+    _seen_version, _version_read_at = version, now
+    return version
+
+
 def clear(**kwargs) -> None:
-    """Forget this process's entries (tests; see `changed` for saves)."""
+    """Forget this process's entries, and read the shared version at the next delivery
+    (tests; see `changed` for saves)."""
+    global _version_read_at
     _entries.clear()
+    _version_read_at = float("-inf")
 
 
 def bump() -> None:
@@ -112,7 +129,7 @@ def bump() -> None:
 def changed(**kwargs) -> None:
     """Signal receiver for Provider and Credential saves and deletes.
 
-    Clears this process at once (its own transaction already sees the change) and
+    Clears this process at once (and has it read the version at its next delivery) (its own transaction already sees the change) and
     replaces the shared version once the change is committed, when other processes can
     first read it: whatever they loaded before that carries the old version and is
     dropped at their next delivery. (Replacing it before the commit as well would add
@@ -120,7 +137,7 @@ def changed(**kwargs) -> None:
     transaction ends, serialising unrelated changes and risking deadlocks.)
     """
     using = kwargs.get("using") or "default"
-    _entries.clear()
+    clear()
     if transaction.get_connection(using).in_atomic_block:
         transaction.on_commit(_after_commit, using=using, robust=True)
     else:
@@ -128,5 +145,5 @@ def changed(**kwargs) -> None:
 
 
 def _after_commit() -> None:
-    _entries.clear()
+    clear()
     bump()

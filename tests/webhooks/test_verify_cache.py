@@ -1,6 +1,6 @@
-"""The verification cache: on by default, fewer queries, and exact for every change saved
-through the ORM in any process (a shared version); only writes that bypass Django's
-signals wait for the TTL."""
+"""The verification cache: on by default, fewer queries; a change saved through the ORM
+applies at once in its own process and within the recheck (0.1 s) in every other one (a
+shared version); only writes that bypass Django's signals wait for the TTL."""
 
 from __future__ import annotations
 
@@ -88,15 +88,45 @@ def test_disabling_a_provider_in_this_process_is_seen_at_once(sender_of, client)
     assert _deliver(sender, client)[0] == 404
 
 
-def test_a_provider_disabled_by_another_process_is_404_at_the_next_delivery(sender_of, client, clock):
+RECHECK = 0.1  # WEBHOOK_VERIFY_CACHE_RECHECK_SECONDS' default
+
+
+def test_a_provider_disabled_by_another_process_is_404_here_within_the_recheck(sender_of, client, clock):
     sender = sender_of("stripe")
     assert _deliver(sender, client) == (200, 2)
     assert _deliver(sender, client) == (200, 0)  # cached here
     _as_another_process_would(lambda: Provider.objects.filter(pk=sender.provider.pk).update(enabled=False))
-    assert _deliver(sender, client)[0] == 404  # same instant: no TTL involved
+    clock[0] += RECHECK - 0.001
+    assert _deliver(sender, client) == (200, 0)  # the version read 0.099 s ago is still trusted
+    clock[0] += 0.001
+    assert _deliver(sender, client)[0] == 404  # read again: changed; far inside the 5 s TTL
 
 
-def test_a_rotation_without_grace_in_another_process_stops_the_old_secret_at_once(sender_of, client, clock):
+def test_with_recheck_zero_another_processs_change_applies_at_the_next_delivery(sender_of, client, clock,
+                                                                                  settings):
+    settings.WEBHOOK_VERIFY_CACHE_RECHECK_SECONDS = 0
+    sender = sender_of("stripe")
+    assert _deliver(sender, client) == (200, 2)
+    assert _deliver(sender, client) == (200, 0)  # still cached: the version is read, unchanged
+    _as_another_process_would(lambda: Provider.objects.filter(pk=sender.provider.pk).update(enabled=False))
+    assert _deliver(sender, client)[0] == 404  # same instant
+
+
+def test_the_version_is_read_once_per_recheck_not_per_delivery(sender_of, client, clock, monkeypatch):
+    sender = sender_of("stripe")
+    reads = []
+    real = verify_cache.shared_version
+    monkeypatch.setattr(verify_cache, "shared_version", lambda: reads.append(1) or real())
+    for _ in range(5):
+        assert _deliver(sender, client)[0] == 200
+    assert len(reads) == 1
+    clock[0] += RECHECK
+    assert _deliver(sender, client) == (200, 0)
+    assert len(reads) == 2
+
+
+def test_a_rotation_without_grace_in_another_process_stops_the_old_secret_within_the_recheck(
+        sender_of, client, clock):
     sender = sender_of("stripe")
     assert _deliver(sender, client) == (200, 2)
 
@@ -108,6 +138,7 @@ def test_a_rotation_without_grace_in_another_process_stops_the_old_secret_at_onc
         Credential.objects.bulk_create([replacement])  # bulk_create sends no signals either
 
     _as_another_process_would(rotate)
+    clock[0] += RECHECK
     assert _deliver(sender, client)[0] == 400
     assert _deliver(sender, client, secret="whsec_from_elsewhere")[0] == 200
 
@@ -151,10 +182,11 @@ def test_writes_that_bypass_signals_are_seen_within_the_ttl(sender_of, client, c
     assert _deliver(sender, client, secret="whsec_next")[0] == 200
 
 
-def test_a_lost_version_reloads_and_an_unreachable_cache_caches_nothing(sender_of, client, monkeypatch):
+def test_a_lost_version_reloads_and_an_unreachable_cache_caches_nothing(sender_of, client, monkeypatch, clock):
     sender = sender_of("stripe")
     assert _deliver(sender, client) == (200, 2)
     shared_state.store().delete(verify_cache.VERSION_KEY)  # expired or flushed: a new one, a reload
+    clock[0] += RECHECK
     assert _deliver(sender, client) == (200, 2)
     assert _deliver(sender, client) == (200, 0)
 
@@ -163,8 +195,9 @@ def test_a_lost_version_reloads_and_an_unreachable_cache_caches_nothing(sender_o
             raise ConnectionError("shared state unreachable")
 
     monkeypatch.setattr(shared_state, "store", Down)
+    clock[0] += RECHECK
     assert _deliver(sender, client) == (200, 2)
-    assert _deliver(sender, client) == (200, 2)
+    assert _deliver(sender, client) == (200, 2)  # not even within the recheck
 
 
 def test_unknown_and_disabled_slugs_are_never_cached(client, sender_of):
@@ -209,13 +242,16 @@ def test_a_provider_disabled_in_a_real_other_process_is_404_here(sender_of, clie
     env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
     subprocess.run([sys.executable, "-c", DISABLE, sender.provider.slug], cwd=ROOT, env=env, check=True,
                    timeout=60)
-    assert _deliver(sender, client)[0] == 404  # the clock has not moved: no TTL involved
+    assert _deliver(sender, client) == (200, 0)  # within the recheck: the version read before is trusted
+    clock[0] += RECHECK
+    assert _deliver(sender, client)[0] == 404  # far inside the 5 s TTL: the version did it
 
 
-def test_a_new_version_drops_every_entry_so_old_secrets_do_not_linger(sender_of, client):
+def test_a_new_version_drops_every_entry_so_old_secrets_do_not_linger(sender_of, client, clock):
     first, second = sender_of("stripe"), sender_of("github")
     assert _deliver(first, client)[0] == 200 and _deliver(second, client)[0] == 200
     assert set(verify_cache._entries) == {("target", first.provider.slug), ("target", second.provider.slug)}
     verify_cache.bump()  # a change somewhere
+    clock[0] += RECHECK
     assert _deliver(first, client) == (200, 2)
     assert set(verify_cache._entries) == {("target", first.provider.slug)}
