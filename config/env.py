@@ -112,6 +112,16 @@ def _dev_keys() -> list[str]:
     return [key]
 
 
+def database_prepared_statements() -> bool:
+    """DATABASE_PREPARED_STATEMENTS: on (default) or off. Off for a connection pooler that
+    cannot keep prepared statements (PgBouncer in transaction mode before 1.21, or without
+    max_prepared_statements)."""
+    raw = (os.environ.get("DATABASE_PREPARED_STATEMENTS") or "on").strip().lower()
+    if raw not in {"on", "off"}:
+        raise ImproperlyConfigured(f"DATABASE_PREPARED_STATEMENTS must be on or off, not {raw!r}.")
+    return raw == "on"
+
+
 def outbound_call_records() -> str | bool:
     """OUTBOUND_CALL_RECORDS: sync (default in development), batch (default in production) or off."""
     raw = (os.environ.get("OUTBOUND_CALL_RECORDS") or ("sync" if DEBUG else "batch")).strip().lower()

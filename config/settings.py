@@ -78,6 +78,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Django's own queries bind their parameters client-side and are never prepared; this
+    # applies to the few statements run on a server-binding cursor (the webhook INSERT):
+    # psycopg prepares one from its fifth run on a connection, so PostgreSQL stops parsing
+    # and planning it for every delivery.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        5 if env.database_prepared_statements() else None)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and task broker ------------------------------------------------------------

@@ -8,6 +8,7 @@ import socket
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 from prometheus_client import REGISTRY
@@ -334,3 +335,37 @@ def test_the_compiled_insert_stores_exactly_what_the_orm_would(sender_of, client
     mine["raw_body"], theirs["raw_body"] = bytes(stored.raw_body), bytes(orm.raw_body)
     assert mine == theirs
     assert bytes(stored.raw_body) == body and stored.status == EventStatus.RECEIVED and stored.attempts == 0
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_insert_is_a_prepared_statement_and_duplicates_still_answer_200(sender_of, client):
+    """The INSERT runs on a server-binding cursor: prepared from its fifth run on the
+    connection, and a duplicate still surfaces as Django's IntegrityError (a 200)."""
+    sender = sender_of("standard")
+    for _ in range(6):
+        event_id, body = sender.body()
+        assert sender.post(client, body, sender.headers(body, event_id)).json() == {
+            "received": True, "duplicate": False}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                       ['INSERT INTO "webhooks_webhookevent"%'])
+        assert cursor.fetchone()[0] == 1
+    answer = sender.post(client, body, sender.headers(body, event_id))
+    assert answer.json() == {"received": True, "duplicate": True}
+    assert WebhookEvent.objects.count() == 6
+
+
+def test_database_prepared_statements_env(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config import env
+
+    for raw, expected in ((None, True), ("on", True), ("OFF", False), (" off ", False)):
+        if raw is None:
+            monkeypatch.delenv("DATABASE_PREPARED_STATEMENTS", raising=False)
+        else:
+            monkeypatch.setenv("DATABASE_PREPARED_STATEMENTS", raw)
+        assert env.database_prepared_statements() is expected
+    monkeypatch.setenv("DATABASE_PREPARED_STATEMENTS", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="on or off"):
+        env.database_prepared_statements()
