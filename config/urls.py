@@ -6,14 +6,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health
 
+# Most requests are webhook deliveries: their pattern is tried first.
 urlpatterns = [
+    path("webhooks/", include("webhooks.urls")),
     path("admin/", admin.site.urls),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("api/v1/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("webhooks/", include("webhooks.urls")),
     path("", include("integrations.urls")),
 ]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -26,6 +28,40 @@ def read_body(request, limit: int) -> bytes:
     return body
 
 
+class MetaHeaders(Mapping[str, str]):
+    """A request's headers by lower-case name, read from the WSGI environ on lookup.
+
+    What the schemes need (`headers.get("webhook-id")`), without building a dict of every
+    header for each delivery as `request.headers` does (a tenth of the intake's own
+    Python time in bench/webhook_intake_profile.py).
+    """
+
+    _UNPREFIXED = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+
+    def __init__(self, meta: Mapping[str, str]):
+        self._meta = meta
+
+    def _key(self, name: str) -> str:
+        key = name.upper().replace("-", "_")
+        return key if key in self._UNPREFIXED else "HTTP_" + key
+
+    def __getitem__(self, name: str) -> str:
+        return self._meta[self._key(name)]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._key(name) in self._meta
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self._meta:
+            if key.startswith("HTTP_"):
+                yield key[5:].replace("_", "-").lower()
+            elif key in self._UNPREFIXED:
+                yield key.replace("_", "-").lower()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @csrf_exempt
 def receive(request, slug: str):
     if request.method != "POST":
@@ -39,8 +75,7 @@ def receive(request, slug: str):
         return JsonResponse(error_body(err.code, err.message), status=err.status_code)
     try:
         body = read_body(request, conf.get("WEBHOOK_MAX_BODY_BYTES"))
-        headers = {name.lower(): value for name, value in request.headers.items()}
-        result = webhook_receive(target=target, headers=headers, body=body,
+        result = webhook_receive(target=target, headers=MetaHeaders(request.META), body=body,
                                  request_id=getattr(request, "request_id", None))
     except IntakeError as err:
         if isinstance(err, PayloadTooLarge):
