@@ -8,7 +8,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.models import Value
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -81,8 +82,9 @@ def webhook_receive(*, target: IntakeTarget, headers: Headers, body: bytes,
     transaction commits; a duplicate (same provider and event id) enqueues nothing.
     """
     provider, scheme = target.provider, target.scheme
+    received = timezone.now()
     try:
-        _verify(target=target, headers=headers, body=body, now=time.time() if now is None else now)
+        _verify(target=target, headers=headers, body=body, now=time.time() if now is None else now, at=received)
         events = scheme.parse(headers=headers, body=body)
     except IntakeError as err:
         # Never the body or the signature in the log: only who and why.
@@ -92,7 +94,6 @@ def webhook_receive(*, target: IntakeTarget, headers: Headers, body: bytes,
 
     stored, duplicates = [], 0
     kept_headers = scheme.headers_to_store(headers)
-    received = timezone.now()
     for parsed in events:
         # Outside a transaction each INSERT commits on its own, in one round trip; inside
         # one (ATOMIC_REQUESTS, a caller's block) a savepoint keeps a duplicate from
@@ -105,6 +106,7 @@ def webhook_receive(*, target: IntakeTarget, headers: Headers, body: bytes,
                     provider_id=provider.pk, event_id=parsed.event_id, type=parsed.type, raw_body=body,
                     payload=parsed.payload, headers=kept_headers, request_id=request_id or "",
                     received_at=received, enqueued_at=received,
+                    payload_text=body.decode() if parsed.payload_is_body and body.isascii() else None,
                 )
         except IntegrityError:
             # The unique (provider, event_id) constraint decides, even for simultaneous
@@ -114,7 +116,7 @@ def webhook_receive(*, target: IntakeTarget, headers: Headers, body: bytes,
             duplicates += 1
             continue
         # Runs at once in autocommit, else after the surrounding transaction commits.
-        enqueue_on_commit(event_pk=event_pk, request_id=request_id)
+        enqueue_on_commit(event_pk=event_pk, request_id=request_id, confirm=False)
         stored.append(event_pk)
     if stored:
         metrics.intake_total.labels(provider.slug, "accepted").inc(len(stored))
@@ -128,9 +130,11 @@ def webhook_receive(*, target: IntakeTarget, headers: Headers, body: bytes,
 # them (elsewhere they sit inside an IntakeTarget, whose repr leaves them out); error
 # reports (mailed, logged with variables) hide them here too.
 @sensitive_variables("secrets")
-def _verify(*, target: IntakeTarget, headers: Headers, body: bytes, now: float) -> None:
+def _verify(*, target: IntakeTarget, headers: Headers, body: bytes, now: float, at: datetime) -> None:
+    """`now`: the clock the signed timestamp is checked against (seconds); `at`: the time
+    the secrets must be valid at."""
     provider, scheme = target.provider, target.scheme
-    secrets = target.secrets_valid_at(timezone.now())
+    secrets = target.secrets_valid_at(at)
     if not secrets:
         logger.error("webhook provider has no valid %s credential", scheme.secret_purpose,
                      extra={"provider": provider.slug})
@@ -138,13 +142,15 @@ def _verify(*, target: IntakeTarget, headers: Headers, body: bytes, now: float) 
     scheme.verify(headers=headers, body=body, secrets=secrets, tolerance=provider.webhook_tolerance, now=now)
 
 
-# --- storing an event: the ORM's INSERT, compiled once -------------------------------------
+# --- storing an event: one INSERT, compiled once ----------------------------------------
 # `WebhookEvent.objects.create()` rebuilds and recompiles the same INSERT for every event
 # and prepares all 19 columns; in the benchmark's CPU profile that was ~40% of the whole
-# request (the compiled statement below: ~20%). The statement below is the one the ORM builds (same columns,
-# same model defaults, same per-field preparation through get_db_prep_save), compiled
-# once per database connection alias; only the columns set per delivery are prepared
-# per event. No signal is lost: nothing listens to WebhookEvent saves.
+# request. The statement below is compiled by the ORM once per database connection
+# alias, and names only the columns a delivery sets: every other column takes its
+# database default (`db_default` on the model, or NULL), which `_compile` checks equals
+# the model default, else the ORM is used as is. Each value is prepared by its field
+# (get_db_prep_save), as the ORM does. No signal is lost: nothing listens to
+# WebhookEvent saves.
 
 _PER_EVENT = ("provider_id", "event_id", "type", "raw_body", "payload", "headers", "request_id",
               "received_at", "enqueued_at")
@@ -153,58 +159,88 @@ _PER_EVENT = ("provider_id", "event_id", "type", "raw_body", "payload", "headers
 @dataclass(frozen=True)
 class _CompiledInsert:
     sql: str
-    defaults: tuple  # every column's prepared model default, in statement order
-    slots: dict  # attname of a per-event column -> (position, field)
+    fields: tuple  # the per-event fields, in statement order
+    payload_position: int
+
+
+def _json_text_param(conn, text: str, prepared):
+    """The payload parameter from JSON text, for the backends that can take it as text;
+    otherwise `prepared` (the payload encoded by its field)."""
+    if conn.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(text, dumps=str)  # psycopg sends dumps(obj): the text itself
+    if conn.vendor == "sqlite":
+        return text  # a JSON column is text there
+    return prepared
 
 
 _compiled: dict[tuple[str, str], _CompiledInsert | None] = {}
 
 
+def _database_default_is_model_default(field) -> bool:
+    """Whether leaving `field` out of the INSERT stores what objects.create() would."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return False
+    if field.has_default() and callable(field.default):
+        return False  # computed per row
+    model_default = field.get_default() if field.has_default() else None
+    if field.has_db_default():
+        db_default = field.db_default.value if isinstance(field.db_default, Value) else field.db_default
+        if hasattr(db_default, "resolve_expression"):
+            return False  # an expression (Now(), ...): computed by the database
+        return db_default == model_default
+    return field.null and model_default is None
+
+
 def _compile(conn) -> _CompiledInsert | None:
-    """The INSERT ... RETURNING id for this connection, or None to use the ORM as is
-    (a backend that cannot return the id, or a column the template cannot represent: one
-    set on save, or one whose default is computed per row, which a template would freeze)."""
+    """The INSERT ... RETURNING id for this connection, or None to use the ORM as is (a
+    backend that cannot return the id, or a column left out whose database default is
+    not its model default)."""
     meta = WebhookEvent._meta
     fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
-    per_row = [f for f in fields if f.attname not in _PER_EVENT and (
-        getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
-        or (f.has_default() and callable(f.default)))]
-    if not conn.features.can_return_columns_from_insert or per_row:
+    per_event = [f for f in fields if f.attname in _PER_EVENT]
+    if not conn.features.can_return_columns_from_insert or len(per_event) != len(_PER_EVENT):
+        return None
+    if not all(_database_default_is_model_default(f) for f in fields if f.attname not in _PER_EVENT):
         return None
     template = WebhookEvent(**{name: None for name in _PER_EVENT})
     query = InsertQuery(WebhookEvent)
-    query.insert_values(fields, [template])
+    query.insert_values(per_event, [template])
     compiler = query.get_compiler(connection=conn)
     compiler.returning_fields = [meta.pk]
     [(sql, params)] = compiler.as_sql()
-    if len(params) != len(fields):  # one plain placeholder per column, or do not guess
+    if len(params) != len(per_event):  # one plain placeholder per column, or do not guess
         return None
-    slots = {f.attname: (i, f) for i, f in enumerate(fields) if f.attname in _PER_EVENT}
-    if len(slots) != len(_PER_EVENT):
-        return None
-    return _CompiledInsert(sql=sql, defaults=tuple(params), slots=slots)
+    return _CompiledInsert(sql=sql, fields=tuple(per_event),
+                           payload_position=[f.attname for f in per_event].index("payload"))
 
 
-def _insert_event(**values) -> int:
+def _insert_event(*, payload_text: str | None = None, **values) -> int:
     """INSERT one WebhookEvent with these per-event `values` (the names in _PER_EVENT),
-    every other column at its model default; returns the new id. Raises IntegrityError
-    (a duplicate) exactly as `objects.create()` would."""
-    key = (connection.alias, connection.vendor)
+    every other column at its default; returns the new id. Raises IntegrityError (a
+    duplicate) exactly as `objects.create()` would.
+
+    `payload_text`, when given, is `values["payload"]` as JSON text (the delivery's own
+    body, ASCII, already checked to be storable): PostgreSQL and SQLite get it as it is,
+    rather than the payload encoded again (json.dumps of the whole body, per delivery).
+    """
+    conn = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the per-access proxy
+    key = (conn.alias, conn.vendor)
     if key not in _compiled:
-        _compiled[key] = _compile(connection)
+        _compiled[key] = _compile(conn)
     compiled = _compiled[key]
     if compiled is None:
         return WebhookEvent.objects.create(**values).pk
-    params = list(compiled.defaults)
-    for attname, value in values.items():
-        position, field = compiled.slots[attname]
-        params[position] = field.get_db_prep_save(value, connection=connection)
-    with _insert_cursor() as cursor:
+    params = [field.get_db_prep_save(values[field.attname], connection=conn) for field in compiled.fields]
+    if payload_text is not None:
+        params[compiled.payload_position] = _json_text_param(conn, payload_text, params[compiled.payload_position])
+    with _insert_cursor(conn) as cursor:
         cursor.execute(compiled.sql, params)
-        return connection.ops.fetch_returned_insert_columns(cursor, ())[0]
+        return conn.ops.fetch_returned_insert_columns(cursor, ())[0]
 
 
-def _insert_cursor():
+def _insert_cursor(conn):
     """A cursor for the INSERT: Django's own, but on PostgreSQL one that binds server-side.
 
     Django's psycopg cursors bind client-side: each value is quoted into the SQL text in
@@ -218,11 +254,11 @@ def _insert_cursor():
     logged (DEBUG, a test counting them) Django's usual cursor is used instead: a
     prepared statement leaves psycopg no query text for the log.
     """
-    if connection.vendor != "postgresql" or connection.queries_logged:
-        return connection.cursor()
+    if conn.vendor != "postgresql" or conn.queries_logged:
+        return conn.cursor()
     from django.db.backends.postgresql.base import ServerBindingCursor
 
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        return connection._prepare_cursor(ServerBindingCursor(connection.connection))
+    conn.close_if_health_check_failed()
+    conn.ensure_connection()
+    with conn.wrap_database_errors:
+        return conn._prepare_cursor(ServerBindingCursor(conn.connection))

@@ -42,13 +42,17 @@ class WebhookEvent(models.Model):
     # Last time a task was put on the queue for it: the sweeper's clock for lost tasks.
     enqueued_at = models.DateTimeField(default=timezone.now)
 
-    status = models.CharField(max_length=20, choices=EventStatus.choices, default=EventStatus.RECEIVED)
-    attempts = models.PositiveIntegerField(default=0, help_text="Processing attempts since receipt or the last replay.")
+    # The columns a new event does not set carry database defaults too (db_default), so the
+    # intake's INSERT names only the columns it sets (webhooks/intake.py).
+    status = models.CharField(max_length=20, choices=EventStatus.choices, default=EventStatus.RECEIVED,
+                              db_default=EventStatus.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0, db_default=0,
+                                           help_text="Processing attempts since receipt or the last replay.")
     claimed_at = models.DateTimeField(null=True, blank=True, help_text="When the current/last attempt started.")
     next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When a failed event is retried.")
     processed_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    last_traceback = models.TextField(blank=True)
+    last_error = models.TextField(blank=True, default="", db_default="")
+    last_traceback = models.TextField(blank=True, default="", db_default="")
     charge = models.ForeignKey("payments.Charge", null=True, blank=True, on_delete=models.SET_NULL,
                                related_name="webhook_events", help_text="The charge the event updated.",
                                db_index=False)
@@ -56,7 +60,7 @@ class WebhookEvent(models.Model):
     replayed_at = models.DateTimeField(null=True, blank=True)
     replayed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                     on_delete=models.SET_NULL, related_name="+", db_index=False)
-    replay_count = models.PositiveIntegerField(default=0)
+    replay_count = models.PositiveIntegerField(default=0, db_default=0)
     body_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -7,13 +7,14 @@ import os
 import threading
 import uuid
 
+from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import Broker, get_broker
 from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.conf import Conf
 from django_q.signals import pre_enqueue
-from django_q.signing import SignedPackage
+from django_q.signing import PickleSerializer
 from django_q.tasks import async_task
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -68,7 +69,15 @@ def _task_package(event_pk: int, request_id: str | None) -> bytes | str:
     task["kwargs"] = {"request_id": request_id}
     task["started"] = timezone.now()
     pre_enqueue.send(sender="django_q", task=task)
-    return SignedPackage.dumps(task)
+    return _signer().sign_object(task, serializer=PickleSerializer, compress=Conf.COMPRESSED)
+
+
+def _signer() -> signing.TimestampSigner:
+    """The signer SignedPackage.dumps makes anew for every task, made once per thread."""
+    signer = getattr(_local, "signer", None)
+    if signer is None:
+        signer = _local.signer = signing.TimestampSigner(key=Conf.SECRET_KEY, salt=Conf.PREFIX)
+    return signer
 
 
 def _redis_push(broker: RedisBroker, package: bytes | str, *, event_pk: int, confirm: bool) -> None:
@@ -163,11 +172,13 @@ def _push_connection(broker: RedisBroker):
     return held[1]
 
 
-def enqueue_on_commit(*, event_pk: int, request_id: str | None) -> None:
+def enqueue_on_commit(*, event_pk: int, request_id: str | None, confirm: bool = True) -> None:
     """Queue it once the current transaction commits, so the worker finds the row.
 
     Robust: if the broker is down the error is logged and the caller carries on. The
     row is stored as `received`, so the sweeper enqueues it later; the provider gets
-    its 200 rather than a 500 that would make it send the event again.
+    its 200 rather than a 500 that would make it send the event again. The intake
+    passes confirm=False (the reply is read once the delivery is answered); the sweeper
+    and replays, which run outside a web request, confirm each push.
     """
-    transaction.on_commit(lambda: enqueue(event_pk=event_pk, request_id=request_id, confirm=False), robust=True)
+    transaction.on_commit(lambda: enqueue(event_pk=event_pk, request_id=request_id, confirm=confirm), robust=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import socket
 from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import NOT_PROVIDED
 from django.test import override_settings
 from django.utils import timezone
 from prometheus_client import REGISTRY
@@ -369,3 +371,52 @@ def test_database_prepared_statements_env(monkeypatch):
     monkeypatch.setenv("DATABASE_PREPARED_STATEMENTS", "maybe")
     with pytest.raises(ImproperlyConfigured, match="on or off"):
         env.database_prepared_statements()
+
+
+def test_a_left_out_column_whose_database_default_differs_falls_back_to_the_orm(monkeypatch):
+    """The compiled INSERT leaves columns to their database defaults only when those equal
+    the model's: a model change that breaks that must not silently store other values."""
+    from django.db import connection
+    from django.db.models import Value
+
+    from webhooks import intake
+
+    status = WebhookEvent._meta.get_field("status")
+    assert intake._database_default_is_model_default(status)
+    monkeypatch.setattr(status, "db_default", Value("processing"))
+    assert not intake._database_default_is_model_default(status)
+    assert intake._compile(connection) is None
+    monkeypatch.setattr(WebhookEvent._meta.get_field("last_error"), "db_default", NOT_PROVIDED)
+    monkeypatch.setattr(status, "db_default", Value("received"))
+    assert intake._compile(connection) is None  # NOT NULL, no database default
+
+
+def test_meta_headers_read_the_environ_like_request_headers():
+    from django.test import RequestFactory
+
+    from webhooks.views import MetaHeaders
+
+    request = RequestFactory().post("/webhooks/x/", data=b"{}", content_type="application/json",
+                                    HTTP_WEBHOOK_ID="msg_1", HTTP_X_HUB_SIGNATURE_256="sha256=ab")
+    headers = MetaHeaders(request.META)
+    assert headers["webhook-id"] == "msg_1" and headers.get("x-hub-signature-256") == "sha256=ab"
+    assert headers["content-type"] == "application/json"
+    assert "webhook-id" in headers and "stripe-signature" not in headers and 5 not in headers
+    assert headers.get("stripe-signature", "") == ""
+    assert dict(headers) == {name.lower(): value for name, value in request.headers.items()}
+    assert len(headers) == len(request.headers)
+
+
+@pytest.mark.parametrize("body", [
+    b'{\n  "type": "test.event",\n  "data": {"amount": 12345678901234567890, "ratio": 1.50}\n}',
+    '{"type": "test.event", "data": {"name": "Zo\u00eb \u2713"}}'.encode(),
+    b'{"type": "test.event", "data": {"k": 1, "k": 2}, "escaped": "caf\\u00e9 \\"q\\""}',
+], ids=["ascii-formatted", "non-ascii", "duplicate-key-and-escapes"])
+def test_the_stored_payload_is_the_body_as_python_reads_it(sender_of, client, body):
+    """ASCII bodies are stored as their own JSON text, others encoded again: read back,
+    both must equal what json.loads makes of the body."""
+    sender = sender_of("github")
+    assert sender.post(client, body, sender.headers(body, "evt_payload")).status_code == 200
+    stored = WebhookEvent.objects.get(event_id="evt_payload")
+    assert stored.payload == json.loads(body)
+    assert bytes(stored.raw_body) == body

@@ -32,6 +32,9 @@ class ParsedEvent:
     event_id: str
     type: str
     payload: Any
+    # True when `payload` is the whole body parsed: the intake can then store the body's
+    # own JSON text as the payload instead of encoding `payload` again.
+    payload_is_body: bool = False
 
 
 class Scheme:

@@ -39,4 +39,4 @@ class GitHubScheme(Scheme):
         data = json_object(body)
         return [ParsedEvent(event_id=checked_id(headers.get("x-github-delivery"), "X-GitHub-Delivery"),
                             type=checked_type(headers.get("x-github-event"), "X-GitHub-Event"),
-                            payload=data)]
+                            payload=data, payload_is_body=True)]

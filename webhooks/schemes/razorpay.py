@@ -38,4 +38,4 @@ class RazorpayScheme(Scheme):
     def parse(self, *, headers, body):
         data = json_object(body)
         return [ParsedEvent(event_id=checked_id(headers.get("x-razorpay-event-id"), "X-Razorpay-Event-Id"),
-                            type=checked_type(data.get("event"), "body event"), payload=data)]
+                            type=checked_type(data.get("event"), "body event"), payload=data, payload_is_body=True)]

@@ -75,4 +75,4 @@ class StandardScheme(Scheme):
     def parse(self, *, headers, body):
         data = json_object(body)
         return [ParsedEvent(event_id=checked_id(headers.get("webhook-id"), "webhook-id"),
-                            type=checked_type(data.get("type"), "body type"), payload=data)]
+                            type=checked_type(data.get("type"), "body type"), payload=data, payload_is_body=True)]

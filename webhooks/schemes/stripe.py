@@ -53,4 +53,4 @@ class StripeScheme(Scheme):
     def parse(self, *, headers, body):
         data = json_object(body)
         return [ParsedEvent(event_id=checked_id(data.get("id"), "event id"),
-                            type=checked_type(data.get("type"), "event type"), payload=data)]
+                            type=checked_type(data.get("type"), "event type"), payload=data, payload_is_body=True)]
