@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from webhooks.errors import IntakeError, InvalidSignature, ProviderNotFound
 from webhooks.models import WebhookEvent
 from webhooks.queue import enqueue_on_commit
 from webhooks.schemes import Headers, Scheme, scheme_for
+from webhooks.schemes.base import plain_ascii
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ def webhook_receive(*, target: IntakeTarget, headers: Headers, body: bytes,
                     provider_id=provider.pk, event_id=parsed.event_id, type=parsed.type, raw_body=body,
                     payload=parsed.payload, headers=kept_headers, request_id=request_id or "",
                     received_at=received, enqueued_at=received,
-                    payload_text=body.decode() if parsed.payload_is_body and body.isascii() else None,
+                    payload_text=body.decode() if parsed.payload_is_body and _text_is_payload(body) else None,
                 )
         except IntegrityError:
             # The unique (provider, event_id) constraint decides, even for simultaneous
@@ -163,15 +165,29 @@ class _CompiledInsert:
     payload_position: int
 
 
+# A number in exponent form (1e5, 2.5E-3) or a very long one: jsonb keeps numbers as
+# `numeric`, so 1e5 would read back as the int 100000 (Python: the float 100000.0) and
+# 1e-20000 overflows numeric (Python: 0.0). Matched anywhere, strings included: a false
+# match only means the payload is encoded again, as before.
+_NUMERIC_DIFFERS = re.compile(rb"[0-9][eE][+-]?[0-9]|[0-9.]{40}")
+
+
+def _text_is_payload(body: bytes) -> bool:
+    """Whether the body's own text, stored as jsonb, reads back as what json.loads made
+    of it: plain ASCII (no UTF-16, no escapes to re-check) and no number jsonb would
+    store differently."""
+    return plain_ascii(body) and _NUMERIC_DIFFERS.search(body) is None
+
+
 def _json_text_param(conn, text: str, prepared):
-    """The payload parameter from JSON text, for the backends that can take it as text;
-    otherwise `prepared` (the payload encoded by its field)."""
+    """The payload parameter from JSON text on PostgreSQL; elsewhere `prepared` (the
+    payload encoded by its field). (SQLite would keep the text verbatim, duplicate keys
+    and all, and its JSON functions read the first of two equal keys where Python reads
+    the last.)"""
     if conn.vendor == "postgresql":
         from psycopg.types.json import Jsonb
 
         return Jsonb(text, dumps=str)  # psycopg sends dumps(obj): the text itself
-    if conn.vendor == "sqlite":
-        return text  # a JSON column is text there
     return prepared
 
 
@@ -193,6 +209,15 @@ def _database_default_is_model_default(field) -> bool:
     return field.null and model_default is None
 
 
+def _schema_has_defaults(conn, fields) -> bool:
+    """Whether the table itself gives each left-out column a default or NULL: not while
+    the code runs ahead of its migration (deployed before `migrate`)."""
+    with conn.cursor() as cursor:
+        columns = {c.name: c for c in conn.introspection.get_table_description(cursor, WebhookEvent._meta.db_table)}
+    return all(f.column in columns and (columns[f.column].null_ok or columns[f.column].default is not None)
+               for f in fields)
+
+
 def _compile(conn) -> _CompiledInsert | None:
     """The INSERT ... RETURNING id for this connection, or None to use the ORM as is (a
     backend that cannot return the id, or a column left out whose database default is
@@ -202,7 +227,13 @@ def _compile(conn) -> _CompiledInsert | None:
     per_event = [f for f in fields if f.attname in _PER_EVENT]
     if not conn.features.can_return_columns_from_insert or len(per_event) != len(_PER_EVENT):
         return None
-    if not all(_database_default_is_model_default(f) for f in fields if f.attname not in _PER_EVENT):
+    left_out = [f for f in fields if f.attname not in _PER_EVENT]
+    if not all(_database_default_is_model_default(f) for f in left_out):
+        return None
+    if not _schema_has_defaults(conn, left_out):
+        logger.warning("webhooks: the database lacks the column defaults of migration webhooks 0002; "
+                       "events are stored with the slower ORM INSERT until this process restarts "
+                       "after `manage.py migrate`")
         return None
     template = WebhookEvent(**{name: None for name in _PER_EVENT})
     query = InsertQuery(WebhookEvent)
@@ -222,8 +253,8 @@ def _insert_event(*, payload_text: str | None = None, **values) -> int:
     duplicate) exactly as `objects.create()` would.
 
     `payload_text`, when given, is `values["payload"]` as JSON text (the delivery's own
-    body, ASCII, already checked to be storable): PostgreSQL and SQLite get it as it is,
-    rather than the payload encoded again (json.dumps of the whole body, per delivery).
+    body, checked by `_text_is_payload`): PostgreSQL gets it as it is, rather than the
+    payload encoded again (json.dumps of the whole body, per delivery).
     """
     conn = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the per-access proxy
     key = (conn.alias, conn.vendor)

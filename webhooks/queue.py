@@ -162,6 +162,9 @@ def confirm_pushes(**kwargs) -> None:
         _read_pending(held[1], pending)
     except (RedisError, OSError):
         _drop_connection(held[1], pending)
+    except BaseException:
+        _drop_connection(held[1], pending)  # replies may be half read: never reuse it
+        raise
 
 
 def _push_connection(broker: RedisBroker):

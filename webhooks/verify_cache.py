@@ -129,10 +129,10 @@ def bump() -> None:
 def changed(**kwargs) -> None:
     """Signal receiver for Provider and Credential saves and deletes.
 
-    Clears this process at once (and has it read the version at its next delivery) (its own transaction already sees the change) and
+    Clears this process at once (its own transaction already sees the change) and
     replaces the shared version once the change is committed, when other processes can
     first read it: whatever they loaded before that carries the old version and is
-    dropped at their next delivery. (Replacing it before the commit as well would add
+    dropped at their next read of the version. (Replacing it before the commit as well would add
     nothing, and with the database store would keep its row locked until the caller's
     transaction ends, serialising unrelated changes and risking deadlocks.)
     """
@@ -141,9 +141,11 @@ def changed(**kwargs) -> None:
     if transaction.get_connection(using).in_atomic_block:
         transaction.on_commit(_after_commit, using=using, robust=True)
     else:
-        bump()
+        _after_commit()
 
 
 def _after_commit() -> None:
-    clear()
+    # The new version first, then the local clear: cleared first, another thread here
+    # could read the old version again and keep an entry loaded before the change.
     bump()
+    clear()

@@ -98,12 +98,14 @@ _json_values = st.recursive(
 )
 
 
-@given(value=_json_values, ensure_ascii=st.booleans())
-def test_the_storability_shortcut_only_skips_values_the_walk_would_accept(value, ensure_ascii):
+@given(value=_json_values, ensure_ascii=st.booleans(),
+       encoding=st.sampled_from(["utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"]))
+def test_the_storability_shortcut_only_skips_values_the_walk_would_accept(value, ensure_ascii, encoding):
     from api.parsers import check_storable
     from webhooks.schemes.base import _plainly_storable
 
-    body = json.dumps(value, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass")
+    # json.loads reads all of these encodings; a UTF-16 body's bytes can all be ASCII.
+    body = json.dumps(value, ensure_ascii=ensure_ascii).encode(encoding, "surrogatepass")
     if _plainly_storable(body):
         check_storable(json.loads(body))  # must not raise
 
@@ -113,7 +115,9 @@ def test_the_storability_shortcut_only_skips_values_the_walk_would_accept(value,
     b'{"type": "x", "data": ' + b"[" * 40 + b"]" * 40 + b"}",
     # A lone surrogate as raw UTF-8 bytes (no \u escape): json.loads decodes it.
     b'{"type": "x", "data": "\xed\xa0\x80"}',
-], ids=["40-deep", "raw-surrogate-bytes"])
+    # UTF-16 (all bytes ASCII) with a \u0000 escape, which b"\\u" does not find there.
+    '{"type": "x", "data": "a\\u0000b"}'.encode("utf-16-le"),
+], ids=["40-deep", "raw-surrogate-bytes", "utf-16-nul-escape"])
 def test_what_the_shortcut_cannot_rule_out_is_still_checked(client, sender_of, body):
     sender = sender_of("github")  # signs the raw bytes, whatever they decode to
     response = sender.post(client, body, sender.headers(body, "evt_checked"))

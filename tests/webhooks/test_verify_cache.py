@@ -255,3 +255,13 @@ def test_a_new_version_drops_every_entry_so_old_secrets_do_not_linger(sender_of,
     clock[0] += RECHECK
     assert _deliver(first, client) == (200, 2)
     assert set(verify_cache._entries) == {("target", first.provider.slug)}
+
+
+def test_after_a_commit_the_version_is_replaced_before_the_local_entries_go(monkeypatch):
+    """Cleared first, another thread of this process could read the old version again
+    and keep an entry it loaded before the change, for up to the recheck."""
+    calls = []
+    monkeypatch.setattr(verify_cache, "bump", lambda: calls.append("bump"))
+    monkeypatch.setattr(verify_cache, "clear", lambda **kw: calls.append("clear"))
+    verify_cache._after_commit()
+    assert calls == ["bump", "clear"]

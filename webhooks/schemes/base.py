@@ -133,12 +133,18 @@ def load_json(body: bytes) -> Any:
     return data
 
 
+def plain_ascii(body: bytes) -> bool:
+    """ASCII, and UTF-8 JSON: json.loads also reads UTF-16 and UTF-32 bodies, whose bytes
+    are ASCII too but hold NULs (no UTF-8 JSON text has a raw NUL byte)."""
+    return body.isascii() and b"\x00" not in body
+
+
 def _plainly_storable(body: bytes) -> bool:
     """True when the body, already parsed as JSON, cannot hold what check_storable looks
     for, so the walk over every value can be skipped: strict JSON allows no raw control
     character in a string, so a NUL needs a \\u escape, and so does a lone surrogate in
-    an ASCII body; nesting past MAX_DEPTH needs more brackets than that."""
-    return body.isascii() and b"\\u" not in body and body.count(b"{") + body.count(b"[") <= MAX_DEPTH
+    a plain ASCII body; nesting past MAX_DEPTH needs more brackets than that."""
+    return plain_ascii(body) and b"\\u" not in body and body.count(b"{") + body.count(b"[") <= MAX_DEPTH
 
 
 def checked_id(value: Any, what: str) -> str:
