@@ -108,7 +108,7 @@ def webhook_receive(*, target: IntakeTarget, headers: Headers, body: bytes,
                     provider_id=provider.pk, event_id=parsed.event_id, type=parsed.type, raw_body=body,
                     payload=parsed.payload, headers=kept_headers, request_id=request_id or "",
                     received_at=received, enqueued_at=received,
-                    payload_text=body.decode() if parsed.payload_is_body and _text_is_payload(body) else None,
+                    payload_is_body=parsed.payload_is_body,
                 )
         except IntegrityError:
             # The unique (provider, event_id) constraint decides, even for simultaneous
@@ -162,7 +162,6 @@ _PER_EVENT = ("provider_id", "event_id", "type", "raw_body", "payload", "headers
 class _CompiledInsert:
     sql: str
     fields: tuple  # the per-event fields, in statement order
-    payload_position: int
 
 
 # A number in exponent form (1e5, 2.5E-3) or a very long one: jsonb keeps numbers as
@@ -172,23 +171,17 @@ class _CompiledInsert:
 _NUMERIC_DIFFERS = re.compile(rb"[0-9][eE][+-]?[0-9]|[0-9.]{40}")
 
 
+def _body_as_jsonb(body: bytes):
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(body.decode(), dumps=str)  # psycopg sends dumps(obj): the text itself
+
+
 def _text_is_payload(body: bytes) -> bool:
     """Whether the body's own text, stored as jsonb, reads back as what json.loads made
     of it: plain ASCII (no UTF-16, no escapes to re-check) and no number jsonb would
     store differently."""
     return plain_ascii(body) and _NUMERIC_DIFFERS.search(body) is None
-
-
-def _json_text_param(conn, text: str, prepared):
-    """The payload parameter from JSON text on PostgreSQL; elsewhere `prepared` (the
-    payload encoded by its field). (SQLite would keep the text verbatim, duplicate keys
-    and all, and its JSON functions read the first of two equal keys where Python reads
-    the last.)"""
-    if conn.vendor == "postgresql":
-        from psycopg.types.json import Jsonb
-
-        return Jsonb(text, dumps=str)  # psycopg sends dumps(obj): the text itself
-    return prepared
 
 
 _compiled: dict[tuple[str, str], _CompiledInsert | None] = {}
@@ -243,18 +236,19 @@ def _compile(conn) -> _CompiledInsert | None:
     [(sql, params)] = compiler.as_sql()
     if len(params) != len(per_event):  # one plain placeholder per column, or do not guess
         return None
-    return _CompiledInsert(sql=sql, fields=tuple(per_event),
-                           payload_position=[f.attname for f in per_event].index("payload"))
+    return _CompiledInsert(sql=sql, fields=tuple(per_event))
 
 
-def _insert_event(*, payload_text: str | None = None, **values) -> int:
+def _insert_event(*, payload_is_body: bool = False, **values) -> int:
     """INSERT one WebhookEvent with these per-event `values` (the names in _PER_EVENT),
     every other column at its default; returns the new id. Raises IntegrityError (a
     duplicate) exactly as `objects.create()` would.
 
-    `payload_text`, when given, is `values["payload"]` as JSON text (the delivery's own
-    body, checked by `_text_is_payload`): PostgreSQL gets it as it is, rather than the
-    payload encoded again (json.dumps of the whole body, per delivery).
+    `payload_is_body`: `values["payload"]` is `values["raw_body"]` parsed. On PostgreSQL
+    a body that passes `_text_is_payload` then goes in as its own JSON text, rather than
+    the payload encoded again (json.dumps of the whole body, per delivery). (Not on
+    SQLite: it would keep the text verbatim, duplicate keys and all, and its JSON
+    functions read the first of two equal keys where Python reads the last.)
     """
     conn = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the per-access proxy
     key = (conn.alias, conn.vendor)
@@ -263,9 +257,10 @@ def _insert_event(*, payload_text: str | None = None, **values) -> int:
     compiled = _compiled[key]
     if compiled is None:
         return WebhookEvent.objects.create(**values).pk
-    params = [field.get_db_prep_save(values[field.attname], connection=conn) for field in compiled.fields]
-    if payload_text is not None:
-        params[compiled.payload_position] = _json_text_param(conn, payload_text, params[compiled.payload_position])
+    body_as_text = payload_is_body and conn.vendor == "postgresql" and _text_is_payload(values["raw_body"])
+    params = [_body_as_jsonb(values["raw_body"]) if body_as_text and field.attname == "payload"
+              else field.get_db_prep_save(values[field.attname], connection=conn)
+              for field in compiled.fields]
     with _insert_cursor(conn) as cursor:
         cursor.execute(compiled.sql, params)
         return conn.ops.fetch_returned_insert_columns(cursor, ())[0]
