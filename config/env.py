@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -36,7 +37,10 @@ def get(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name, default)
 
 
-DEBUG = _bool("DJANGO_DEBUG", True)
+# Off unless asked for: a deploy that forgets the variable must not serve debug pages
+# with the development secret key. `make run` and `make test` set it to 1.
+DEBUG = _bool("DJANGO_DEBUG", False)
+_DEV_HINT = " (For development on your own machine, set DJANGO_DEBUG=1 instead.)"
 
 
 def secret_key() -> str:
@@ -46,7 +50,7 @@ def secret_key() -> str:
     if not key or key == INSECURE_SECRET_KEY or key.startswith("django-insecure") or len(key) < 32:
         raise ImproperlyConfigured(
             "DJANGO_DEBUG=0 needs DJANGO_SECRET_KEY set to a random value of at least 32 "
-            "characters (for example: python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+            "characters (for example: python -c 'import secrets; print(secrets.token_urlsafe(50))')." + _DEV_HINT
         )
     return key
 
@@ -58,7 +62,7 @@ def allowed_hosts() -> list[str]:
     if not hosts:
         raise ImproperlyConfigured(
             "DJANGO_DEBUG=0 needs DJANGO_ALLOWED_HOSTS (comma-separated host names this "
-            "service answers to, e.g. api.example.com)."
+            "service answers to, e.g. api.example.com)." + _DEV_HINT
         )
     return hosts
 
@@ -82,7 +86,7 @@ def field_encryption_keys() -> list[str]:
         raise ImproperlyConfigured(
             "DJANGO_DEBUG=0 needs FIELD_ENCRYPTION_KEYS: comma-separated Fernet keys, newest "
             "first (generate one with: python -c 'from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())')."
+            "print(Fernet.generate_key().decode())')." + _DEV_HINT
         )
     if not keys:
         keys = _dev_keys()
@@ -128,3 +132,29 @@ def outbound_call_records() -> str | bool:
     if raw not in {"sync", "batch", "off"}:
         raise ImproperlyConfigured(f"OUTBOUND_CALL_RECORDS must be sync, batch or off, not {raw!r}.")
     return False if raw == "off" else raw
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least 1, not {raw!r}.")
+    return int(raw)
+
+
+def admin_login_failure_limit() -> int:
+    """ADMIN_LOGIN_FAILURE_LIMIT: wrong passwords in a row (per user name and client
+    address) before the admin login locks."""
+    return _positive_int("ADMIN_LOGIN_FAILURE_LIMIT", 5)
+
+
+def admin_lockout() -> timedelta:
+    """ADMIN_LOCKOUT_MINUTES: how long a locked admin login stays locked."""
+    return timedelta(minutes=_positive_int("ADMIN_LOCKOUT_MINUTES", 15))
+
+
+def sandbox_enabled() -> bool:
+    """SANDBOX_ENABLED: install the sandbox provider app (its `run_sandbox` command).
+    On in development, off in production unless asked for (a demo or chaos run)."""
+    return _bool("SANDBOX_ENABLED", DEBUG)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 
 from django.http import JsonResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
@@ -23,10 +24,36 @@ def _error(type_: str, message: str, status: int) -> JsonResponse:
     return JsonResponse({"error": {"type": type_, "message": message}}, status=status)
 
 
+def _other_slash(path: str) -> str | None:
+    """The same path with the trailing slash removed or added, when that is an endpoint:
+    the commonest mistake against a contract whose API paths have no trailing slash."""
+    candidate = path[:-1] if path.endswith("/") else path + "/"
+    try:
+        match = resolve(candidate)
+    except Resolver404:
+        return None
+    return None if match.url_name == MACHINE_NOT_FOUND else candidate
+
+
 def not_found(request, exception=None):
     if _is_machine(request):
-        return _error("not_found", f"No such endpoint: {request.method} {request.path}", 404)
+        return machine_not_found(request)
     return defaults.page_not_found(request, exception)
+
+
+MACHINE_NOT_FOUND = "machine-not-found"
+
+
+@csrf_exempt
+def machine_not_found(request, *args, **kwargs):
+    """Unknown URLs under the machine prefixes: a JSON 404 in the contract's shape, also in
+    development, where Django would otherwise answer with its HTML debug page."""
+    message = f"No such endpoint: {request.method} {request.path}"
+    other = _other_slash(request.path)
+    if other is not None:
+        hint = "without the trailing slash" if request.path.endswith("/") else "with a trailing slash"
+        message += f". Did you mean {other} ({hint})?"
+    return _error("not_found", message, 404)
 
 
 def server_error(request):

@@ -23,13 +23,16 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "integrations",
     "api",
     "idempotency",
     "payments",
     "webhooks",
-    "sandbox",
 ]
+# The local stand-in provider (`manage.py run_sandbox`): development, tests and demos only.
+if env.sandbox_enabled():
+    INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
     "config.request_id.RequestIDMiddleware",
@@ -40,6 +43,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -164,6 +169,20 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CSRF_TRUSTED_ORIGINS = [o for o in (env.get("DJANGO_CSRF_TRUSTED_ORIGINS") or "").split(",") if o]
 
+# Admin login brute-force protection (django-axes): the backend refuses a locked-out
+# (username, client address) pair before any password is checked. Attempts live in the
+# database, so every web process sees them. The client address is REMOTE_ADDR only:
+# trusting X-Forwarded-For here would let an attacker pick a fresh address per guess.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.admin_login_failure_limit()
+AXES_COOLOFF_TIME = env.admin_lockout()
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -202,5 +221,7 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # django-q logs every heartbeat at INFO; keep its warnings and errors.
         "django-q": {"level": env.get("Q_LOG_LEVEL", "WARNING")},
+        # Its start-up banner on every command; login failures and lockouts (axes.*) stay.
+        "axes.apps": {"level": "WARNING"},
     },
 }

@@ -196,7 +196,7 @@ def main() -> int:
     parser.add_argument("--sandbox-port", type=int, default=8099)
     args = parser.parse_args()
     os.chdir(ROOT)
-    os.environ.setdefault("DJANGO_DEBUG", "1")
+    os.environ["DJANGO_DEBUG"] = "1"  # the demo is development mode, whatever the shell says
     os.environ["PYTHONUNBUFFERED"] = "1"
     web_url = f"http://127.0.0.1:{args.web_port}"
     sandbox_url = f"http://127.0.0.1:{args.sandbox_port}"

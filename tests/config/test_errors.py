@@ -11,7 +11,7 @@ def boom(request):
     raise RuntimeError("secret detail sk_live_leak_canary must not be shown")
 
 
-urlpatterns = [*root_urls.urlpatterns, path("api/v1/_boom", boom)]
+urlpatterns = [path("api/v1/_boom", boom), *root_urls.urlpatterns]
 handler404 = root_urls.handler404
 handler500 = root_urls.handler500
 

@@ -64,3 +64,23 @@ def test_development_generates_keys_once_and_reuses_them(tmp_path):
     assert (tmp_path / "field_encryption_keys").read_text() == first
     Fernet(first.strip())
     assert oct((tmp_path / "field_encryption_keys").stat().st_mode & 0o777) == "0o600"
+
+
+def commands(tmp_path, **overrides) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FIELD_ENCRYPTION", "SANDBOX_"))}
+    env.update(GOOD)
+    env["SERVICE_VAR_DIR"] = str(tmp_path)
+    env.update(overrides)
+    result = subprocess.run([sys.executable, "manage.py", "help", "--commands"], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_sandbox_provider_is_not_installed_in_production(tmp_path):
+    assert "run_sandbox" not in commands(tmp_path).split()
+    assert "run_sandbox" in commands(tmp_path, SANDBOX_ENABLED="1").split()
+
+
+def test_the_sandbox_provider_is_installed_in_development(tmp_path):
+    assert "run_sandbox" in commands(tmp_path, DJANGO_DEBUG="1").split()
