@@ -1,0 +1,5 @@
+"""Razorpay."""
+
+from integrations.kinds.base import Kind
+
+KIND = Kind(name="razorpay", label="Razorpay", capabilities=frozenset())

@@ -1,0 +1,5 @@
+"""Stripe."""
+
+from integrations.kinds.base import Kind
+
+KIND = Kind(name="stripe", label="Stripe", capabilities=frozenset({"payments"}))
