@@ -130,11 +130,15 @@ class ProviderAdmin(admin.ModelAdmin):
         median = statistics.median(latency for _, latency in rows)
         return f"{len(rows)} calls, {failed / len(rows):.0%} failed, median latency {median:.0f} ms"
 
-    @admin.action(description="Reset the circuit breaker of the selected providers")
+    @admin.action(description="Reset the circuit breaker of the selected providers", permissions=["change"])
     def reset_circuits(self, request, queryset):
-        for provider in queryset:
+        providers = list(queryset)
+        for provider in providers:
+            # Closing an open circuit sends traffic to a provider that was failing: say who did it.
+            was = circuit_status(provider=provider).state
             circuit_reset(provider=provider)
-        messages.success(request, f"Closed the circuit of {queryset.count()} provider(s).")
+            self.log_change(request, provider, f"Reset the circuit breaker (was {was})")
+        messages.success(request, f"Closed the circuit of {len(providers)} provider(s).")
 
     @method_decorator(sensitive_variables("data"))
     def save_formset(self, request, form, formset, change):

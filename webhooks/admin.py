@@ -1,10 +1,19 @@
-"""Admin for webhook events: browse, read the body, follow the charge, replay."""
+"""Admin for webhook events (browse, read the body, follow the charge, replay) and for their task queue."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.db import transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
+
+# Imported first so that its registrations exist when ours replace them below.
+from django_q.admin import FailAdmin, TaskAdmin
+from django_q.admin import resubmit_task as django_q_resubmit
+from django_q.models import Failure, Success
 
 from webhooks.models import EventStatus, WebhookEvent
 from webhooks.replay import ReplayOutcome, webhook_replay
@@ -70,14 +79,61 @@ class WebhookEventAdmin(admin.ModelAdmin):
         if not any((outcome.enqueued, outcome.skipped_final, outcome.skipped_processing, outcome.skipped_purged)):
             self.message_user(request, "Nothing to replay.", messages.INFO)
 
+    def _replay(self, request, events, *, force: bool = False) -> None:
+        """Replay, and leave one history entry per event replayed, in the same transaction."""
+        with transaction.atomic():
+            outcome = webhook_replay(events=events, force=force, by=request.user)
+            by_status = defaultdict(list)
+            for replayed in outcome.enqueued:
+                by_status[replayed.previous_status].append(replayed.pk)
+            for status, pks in by_status.items():
+                LogEntry.objects.log_actions(
+                    user_id=request.user.pk, queryset=WebhookEvent.objects.filter(pk__in=pks), action_flag=CHANGE,
+                    change_message=f"{'Force replayed' if force else 'Replayed'} the event (was {status})")
+        self._report(request, outcome)
+
     @admin.action(description="Replay selected events", permissions=["replay"])
     def replay_selected(self, request, queryset):
-        self._report(request, webhook_replay(events=queryset, by=request.user))
+        self._replay(request, queryset)
 
     @admin.action(description="Force replay selected events (even processed)", permissions=["replay"])
     def force_replay_selected(self, request, queryset):
-        self._report(request, webhook_replay(events=queryset, force=True, by=request.user))
+        self._replay(request, queryset, force=True)
 
     @admin.action(description="Replay dead letters among selected", permissions=["replay"])
     def replay_dead_letters(self, request, queryset):
-        self._report(request, webhook_replay(events=queryset.filter(status=EventStatus.DEAD), by=request.user))
+        self._replay(request, queryset.filter(status=EventStatus.DEAD))
+
+
+class ResubmitNeedsPermission:
+    """django-q2 offers "Resubmit selected tasks" to anyone who may view tasks, yet a task run
+    again repeats its work (processing an event, purging bodies): here it takes the change
+    permission and leaves a history entry."""
+
+    actions = ["resubmit_task"]
+
+    def has_resubmit_permission(self, request):
+        return self.has_change_permission(request)
+
+    @admin.action(description=django_q_resubmit.short_description, permissions=["resubmit"])
+    def resubmit_task(self, request, queryset):
+        for task in queryset:
+            with transaction.atomic():
+                # Logged first: resubmitting a failed task deletes its row.
+                self.log_change(request, task, "Resubmitted the task to the queue")
+                django_q_resubmit(self, request, [task])
+
+
+class GuardedTaskAdmin(ResubmitNeedsPermission, TaskAdmin):
+    pass
+
+
+class GuardedFailAdmin(ResubmitNeedsPermission, FailAdmin):
+    def has_resubmit_permission(self, request):
+        return super().has_resubmit_permission(request) and self.has_delete_permission(request)
+
+
+# The queue behind webhook processing is django-q2's; its admin is guarded here.
+for _model, _model_admin in ((Success, GuardedTaskAdmin), (Failure, GuardedFailAdmin)):
+    admin.site.unregister(_model)
+    admin.site.register(_model, _model_admin)
