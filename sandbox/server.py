@@ -15,7 +15,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from sandbox.api import Sandbox, SandboxRequest, SandboxResponse
+from sandbox.api import Sandbox
+from sandbox.messages import ApiError, SandboxRequest, SandboxResponse
 
 logger = logging.getLogger("sandbox.http")
 
@@ -51,18 +52,18 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self._send(SandboxResponse(411, _error("Send a Content-Length; chunked bodies are not supported.")))
+            self._send(_refused(411, "Send a Content-Length; chunked bodies are not supported."))
             return
         try:
             size = int(length or 0)
         except ValueError:
             size = -1
         if size < 0:
-            self._send(SandboxResponse(400, _error("Invalid Content-Length.")))
+            self._send(_refused(400, "Invalid Content-Length."))
             return
         if size > MAX_BODY_BYTES:
             self.close_connection = True  # the unread body would be parsed as the next request
-            self._send(SandboxResponse(413, _error(f"Body over {MAX_BODY_BYTES} bytes.")))
+            self._send(_refused(413, f"Body over {MAX_BODY_BYTES} bytes."))
             return
         body = self.rfile.read(size) if size else b""
         request = SandboxRequest(
@@ -76,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
             response = self.server.sandbox.handle(request)
         except Exception:
             logger.exception("sandbox error on %s %s", self.command, parts.path)
-            response = SandboxResponse(500, {"error": {"type": "api_error", "message": "Sandbox bug."}})
+            response = ApiError(500, "api_error", "Sandbox bug.").response()
         if response.drop:
             # The work is committed; the client never hears about it.
             self.close_connection = True
@@ -104,8 +105,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def _error(message: str) -> dict:
-    return {"error": {"type": "invalid_request_error", "message": message}}
+def _refused(status: int, message: str) -> SandboxResponse:
+    """A request the HTTP layer refuses before the sandbox sees it."""
+    return ApiError(status, "invalid_request_error", message).response()
 
 
 class _Server(ThreadingHTTPServer):
