@@ -22,19 +22,13 @@ from integrations import shared_state
 from integrations.conf import setting
 from integrations.crypto import Sealed, decrypt, encrypt
 from integrations.errors import IntegrationError
+from integrations.kinds import get_kind
 from integrations.models import AuthScheme
 
-DEFAULT_SCHEME_BY_KIND = {
-    "sandbox": AuthScheme.BEARER,
-    "stripe": AuthScheme.BEARER,
-    "razorpay": AuthScheme.BASIC,
-    "sendgrid": AuthScheme.BEARER,
-}
+# Generic defaults, for what neither the provider nor its kind (integrations/kinds/) says.
+DEFAULT_SCHEME = AuthScheme.BEARER
 DEFAULT_API_KEY_HEADER = "X-API-Key"
-# HMAC request signing: (signature header, timestamp header) by provider kind.
-HMAC_HEADERS_BY_KIND = {"github": ("X-Hub-Signature-256", "X-Hub-Timestamp")}
-DEFAULT_HMAC_HEADERS = ("X-Signature", "X-Timestamp")
-API_VERSION_HEADER_BY_KIND = {"stripe": "Stripe-Version", "sandbox": "Stripe-Version"}
+DEFAULT_HMAC_HEADERS = ("X-Signature", "X-Timestamp")  # (signature header, timestamp header)
 DEFAULT_API_VERSION_HEADER = "X-API-Version"
 # Header names whose values can be secrets or sessions: never logged, never cached.
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "x-signature",
@@ -60,13 +54,26 @@ class Outgoing:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def _declared(provider, attribute: str):
+    """What the provider's kind declares; None for a blank kind or one no longer listed."""
+    try:
+        return getattr(get_kind(provider.kind), attribute)
+    except LookupError:
+        return None
+
+
 def scheme_for(provider) -> str:
     """The provider's auth scheme, resolving blank to its kind's default."""
-    return provider.auth_scheme or DEFAULT_SCHEME_BY_KIND.get(provider.kind, AuthScheme.BEARER)
+    return provider.auth_scheme or _declared(provider, "auth_scheme") or DEFAULT_SCHEME
 
 
 def api_version_header(provider) -> str:
-    return provider.api_version_header or API_VERSION_HEADER_BY_KIND.get(provider.kind, DEFAULT_API_VERSION_HEADER)
+    return provider.api_version_header or _declared(provider, "api_version_header") or DEFAULT_API_VERSION_HEADER
+
+
+def hmac_headers(provider) -> tuple[str, str]:
+    """(signature header, timestamp header) of the HMAC scheme for this provider."""
+    return _declared(provider, "hmac_headers") or DEFAULT_HMAC_HEADERS
 
 
 @sensitive_variables()  # every local here is a secret or carries one
@@ -91,7 +98,7 @@ def apply_auth(*, provider, outgoing: Outgoing, credential: Callable[[str], str]
         headers["Authorization"] = f"Bearer {token}"
         return token
     elif scheme == AuthScheme.HMAC:
-        signature_header, timestamp_header = HMAC_HEADERS_BY_KIND.get(provider.kind, DEFAULT_HMAC_HEADERS)
+        signature_header, timestamp_header = hmac_headers(provider)
         timestamp = str(int(time.time()))
         headers[timestamp_header] = timestamp
         headers[signature_header] = hmac_signature(credential("signing_secret"), timestamp, outgoing.body)

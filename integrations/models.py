@@ -9,17 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from integrations.crypto import EncryptedValue
-
-
-class ProviderKind(models.TextChoices):
-    """The adapter (and webhook signature scheme) a provider speaks."""
-
-    SANDBOX = "sandbox", "Sandbox (local Stripe-like provider)"
-    STRIPE = "stripe", "Stripe"
-    RAZORPAY = "razorpay", "Razorpay"
-    SENDGRID = "sendgrid", "SendGrid"
-    STANDARD = "standard", "Standard Webhooks sender"
-    GITHUB = "github", "Generic HMAC (GitHub-style)"
+from integrations.kinds import kind_choices
 
 
 class AuthScheme(models.TextChoices):
@@ -53,7 +43,8 @@ class Provider(models.Model):
     slug = models.CharField(max_length=50, unique=True, validators=[slug_validator],
                             help_text="Used in URLs, e.g. /webhooks/<slug>/.")
     name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=20, choices=ProviderKind.choices)
+    # Choices read from integrations/kinds at run time: a new kind needs no migration.
+    kind = models.CharField(max_length=20, choices=kind_choices)
     base_url = models.URLField(max_length=300)
     environment = models.CharField(max_length=20, choices=Environment.choices,
                                    default=Environment.SANDBOX,

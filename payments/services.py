@@ -25,9 +25,8 @@ from integrations.adapters import (
     ChargeResult,
     RefundRequest,
     RefundResult,
-    adapter_for,
-    payment_kinds,
 )
+from integrations.kinds import adapter_for, kinds_with
 from integrations.models import Provider
 from payments import conf
 from payments.errors import ChargeNotRefundable, ProviderUnavailableError, RefundExceedsCharge
@@ -36,6 +35,7 @@ from payments.state import ProviderChargeState, charge_apply_state
 
 logger = logging.getLogger(__name__)
 
+PAYMENTS = "payments"  # the capability a provider's kind must offer (integrations.kinds)
 CHARGE_CREATED = "charge_created"
 REFUND_CREATED = "refund_created"
 _REFUNDABLE = {ChargeStatus.SUCCEEDED, ChargeStatus.PARTIALLY_REFUNDED}
@@ -53,7 +53,7 @@ class Progress(Protocol):
 def payment_provider_get(*, slug: str | None) -> Provider:
     """The provider a charge goes to. Named: it must exist, be enabled and take payments.
     Not named: PAYMENTS_DEFAULT_PROVIDER if set, else the only enabled payment provider."""
-    kinds = payment_kinds()
+    kinds = kinds_with(PAYMENTS)
     slug = slug or conf.default_provider_slug()
     if slug:
         provider = Provider.objects.filter(slug=slug).first()
@@ -112,7 +112,7 @@ def charge_create(
 def charge_settle(*, charge: Charge, source: str) -> Charge:
     """Phases 2 and 3 for a pending charge: ask the provider (creating the charge with its
     outbound key, or retrieving it when its id is known) and store the answer."""
-    adapter = adapter_for(charge.provider)
+    adapter = adapter_for(charge.provider, PAYMENTS)
     try:
         if charge.provider_charge_id:
             result = adapter.charge_retrieve(charge.provider_charge_id)
@@ -183,7 +183,7 @@ def refund_settle(*, refund: Refund, source: str) -> Refund:
     """Ask the provider to refund (with the refund's own outbound key) and store the answer."""
     charge = refund.charge
     try:
-        result = adapter_for(charge.provider).refund_create(RefundRequest(
+        result = adapter_for(charge.provider, PAYMENTS).refund_create(RefundRequest(
             provider_charge_id=charge.provider_charge_id, amount=refund.amount,
             idempotency_key=refund.outbound_idempotency_key,
         ))

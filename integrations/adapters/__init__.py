@@ -1,4 +1,8 @@
-"""Payment adapters: one module per provider kind behind the interface in base.py."""
+"""The adapter interface per capability (payments today): dataclasses in and out, errors.
+
+Adapters themselves live with their kind (integrations/kinds/<kind>.py) and are found
+through it: `integrations.kinds.adapter_for(provider, "payments")`.
+"""
 
 from integrations.adapters.base import (
     AdapterError,
@@ -9,9 +13,8 @@ from integrations.adapters.base import (
     RefundRequest,
     RefundResult,
 )
-from integrations.adapters.registry import adapter_for, payment_kinds, register
 
 __all__ = [
     "AdapterError", "AdapterUnavailable", "ChargeRequest", "ChargeResult", "PaymentAdapter",
-    "RefundRequest", "RefundResult", "adapter_for", "payment_kinds", "register",
+    "RefundRequest", "RefundResult",
 ]

@@ -2,8 +2,8 @@
 
 An adapter turns a provider-neutral request into one HTTP call through the outbound
 client (which owns auth, timeouts, retries, the circuit breaker and rate limits) and the
-answer back into a provider-neutral result. Adding a provider is adding one module that
-subclasses `PaymentAdapter` and registers itself for its kind.
+answer back into a provider-neutral result. A kind offers payments by naming its
+`PaymentAdapter` subclass in its module: `Kind(..., adapters={"payments": ...})`.
 """
 
 from __future__ import annotations
@@ -71,8 +71,6 @@ class AdapterUnavailable(AdapterError):
 
 class PaymentAdapter:
     """What a payment provider must do. Subclasses implement these three methods."""
-
-    kind: str = ""
 
     def __init__(self, provider):
         self.provider = provider

@@ -1,15 +1,21 @@
-"""Provider kinds by name: `get_kind(name)`, `all_kinds()`.
+"""Provider kinds by name: `get_kind(name)`, `all_kinds()`, and lookups by capability.
 
-Adding a kind is adding its module to this package and its dotted path to KIND_MODULES.
+Adding a kind is adding its module to this package and its dotted path to KIND_MODULES
+(docs/providers.md). `Provider.kind` takes its choices from here at run time, so a new
+kind needs no migration.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from importlib import import_module
+
+from django.core.exceptions import ImproperlyConfigured
 
 from integrations.kinds.base import Kind
 
-# The one place kinds are listed.
+# The one place kinds are listed (in the order the admin shows them).
 KIND_MODULES = (
     "integrations.kinds.sandbox",
     "integrations.kinds.stripe",
@@ -23,10 +29,17 @@ _kinds: dict[str, Kind] | None = None
 
 
 def _load() -> dict[str, Kind]:
+    # Lazy: kind modules import their adapters and webhook schemes, which need the apps
+    # loaded, while integrations.models imports this package to name kind_choices.
     global _kinds
     if _kinds is None:
-        kinds = [import_module(path).KIND for path in KIND_MODULES]
-        _kinds = {kind.name: kind for kind in kinds}
+        kinds: dict[str, Kind] = {}
+        for path in KIND_MODULES:
+            kind = import_module(path).KIND
+            if kind.name in kinds:
+                raise ImproperlyConfigured(f"two provider kinds are called {kind.name!r} (see {path})")
+            kinds[kind.name] = kind
+        _kinds = kinds
     return _kinds
 
 
@@ -42,4 +55,33 @@ def get_kind(name: str) -> Kind:
         raise LookupError(f"unknown provider kind {name!r}") from None
 
 
-__all__ = ["KIND_MODULES", "Kind", "all_kinds", "get_kind"]
+def kind_choices() -> list[tuple[str, str]]:
+    """`Provider.kind`'s choices, read at run time (migrations store this function, not the list)."""
+    return [(kind.name, kind.label) for kind in _load().values()]
+
+
+def kinds_with(capability: str) -> set[str]:
+    """Names of the kinds offering `capability`, e.g. the kinds that take payments."""
+    return {kind.name for kind in _load().values() if capability in kind.capabilities}
+
+
+def adapter_for(provider, capability: str):
+    """The adapter doing `capability` for `provider`; LookupError if its kind has none."""
+    return get_kind(provider.kind).adapter(capability, provider)
+
+
+@contextlib.contextmanager
+def registered_kind(kind: Kind) -> Iterator[Kind]:
+    """Add `kind` for the duration of a block, as if its module were in KIND_MODULES (tests)."""
+    kinds = _load()
+    if kind.name in kinds:
+        raise ValueError(f"provider kind {kind.name!r} already exists")
+    kinds[kind.name] = kind
+    try:
+        yield kind
+    finally:
+        kinds.pop(kind.name, None)
+
+
+__all__ = ["KIND_MODULES", "Kind", "adapter_for", "all_kinds", "get_kind", "kind_choices", "kinds_with",
+           "registered_kind"]

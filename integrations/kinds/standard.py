@@ -1,5 +1,10 @@
-"""Standard Webhooks sender."""
+"""A generic Standard Webhooks sender (standardwebhooks.com): webhooks only, generic auth defaults."""
 
 from integrations.kinds.base import Kind
+from webhooks.schemes.standard import StandardScheme
 
-KIND = Kind(name="standard", label="Standard Webhooks sender", capabilities=frozenset())
+KIND = Kind(
+    name="standard",
+    label="Standard Webhooks sender",
+    webhook_scheme=StandardScheme(),
+)

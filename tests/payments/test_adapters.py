@@ -8,16 +8,12 @@ from urllib.parse import parse_qsl
 import pytest
 import responses
 
-from integrations.adapters import (
-    AdapterUnavailable,
-    ChargeRequest,
-    RefundRequest,
-    adapter_for,
-    payment_kinds,
-)
-from integrations.adapters.sandbox import SandboxAdapter
-from integrations.adapters.stripe import StripeAdapter
+from integrations.adapters import AdapterUnavailable, ChargeRequest, RefundRequest
 from integrations.credentials import credential_rotate
+from integrations.kinds import adapter_for as adapter_of
+from integrations.kinds import kinds_with
+from integrations.kinds.sandbox import SandboxPayments
+from integrations.kinds.stripe import StripePayments
 from integrations.models import Provider
 
 pytestmark = pytest.mark.django_db
@@ -63,12 +59,16 @@ def request_(key="pgw_ch_abc"):
                          description="Order 42", metadata={"order": "42", "customer": "c 7"})
 
 
-def test_registry_maps_kinds_to_adapters(stripe_provider, provider):
-    assert {"sandbox", "stripe"} <= payment_kinds()
-    assert isinstance(adapter_for(stripe_provider), StripeAdapter)
-    assert isinstance(adapter_for(provider), SandboxAdapter)
+def adapter_for(provider):
+    return adapter_of(provider, "payments")
+
+
+def test_kinds_map_to_their_payment_adapters(stripe_provider, provider):
+    assert {"sandbox", "stripe"} <= kinds_with("payments")
+    assert isinstance(adapter_for(stripe_provider), StripePayments)
+    assert isinstance(adapter_for(provider), SandboxPayments)
     mailer = Provider(slug="mail", name="Mail", kind="sendgrid", base_url=BASE)
-    with pytest.raises(LookupError):
+    with pytest.raises(LookupError, match="'mail' of kind 'sendgrid' has no 'payments' adapter"):
         adapter_for(mailer)
 
 

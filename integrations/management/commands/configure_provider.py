@@ -7,7 +7,8 @@ from django.core.management.base import CommandError
 from django.db import transaction
 
 from config.commands import Command as BaseCommand
-from integrations.models import Environment, Provider, ProviderKind
+from integrations.kinds import all_kinds
+from integrations.models import Environment, Provider
 
 
 class Command(BaseCommand):
@@ -15,15 +16,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("slug")
-        parser.add_argument("--kind", required=True, help=f"one of: {', '.join(ProviderKind.values)}")
+        parser.add_argument("--kind", required=True, help=f"one of: {', '.join(_kind_names())}")
         parser.add_argument("--base-url", required=True)
         parser.add_argument("--name")
         parser.add_argument("--environment", help="sandbox or production")
         parser.add_argument("--disable", action="store_true", help="disable the provider")
 
     def handle(self, *args, slug, kind, base_url, name, environment, disable, **options):
-        if kind not in ProviderKind.values:
-            raise CommandError(f"unknown kind {kind!r}; use one of: {', '.join(ProviderKind.values)}")
+        kinds = _kind_names()
+        if kind not in kinds:
+            raise CommandError(f"unknown kind {kind!r}; use one of: {', '.join(kinds)}")
         if environment is not None and environment not in Environment.values:
             raise CommandError(f"unknown environment {environment!r}; use sandbox or production")
         with transaction.atomic():
@@ -48,3 +50,8 @@ class Command(BaseCommand):
         state = "enabled" if provider.enabled else "disabled"
         self.stdout.write(f"{'created' if created else 'updated'} provider {slug} "
                           f"({kind}, {provider.environment}, {state})")
+
+
+def _kind_names() -> list[str]:
+    # Read when the command runs, so a kind added to integrations/kinds is accepted at once.
+    return [k.name for k in all_kinds()]

@@ -1,4 +1,8 @@
-"""The shared HTTP steps of Stripe-style adapters (sandbox and stripe differ only in encoding)."""
+"""The shared HTTP steps of Stripe-style payment adapters.
+
+The sandbox and stripe kinds (integrations/kinds/) subclass `StripeStyleAdapter` and differ
+only in how a body goes on the wire.
+"""
 
 from __future__ import annotations
 
