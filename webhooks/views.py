@@ -12,20 +12,45 @@ from webhooks import conf, metrics
 from webhooks.errors import IntakeError, PayloadTooLarge
 from webhooks.intake import intake_target, webhook_receive
 
+# A body without a length is read in pieces this size: a stream may allocate what one
+# read asks for, and a small body should not cost a limit-sized buffer.
+READ_CHUNK_BYTES = 64 * 1024
+
 
 def read_body(request, limit: int) -> bytes:
     """The body, refusing more than `limit` bytes: first by Content-Length (nothing read),
-    then while reading (a sender may lie or stream), never holding more than limit + 1."""
+    then while reading (a sender may lie or stream), never holding more than limit + 1.
+
+    A chunked body (`Transfer-Encoding: chunked`) has no Content-Length, and Django reads
+    such a request as empty; when the server promises the stream ends
+    (`wsgi.input_terminated`, as gunicorn does) it is read from wsgi.input instead.
+    """
+    meta = request.META
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        declared = int(meta.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
     if declared > limit:
         raise PayloadTooLarge(f"The body is over the {limit} byte limit.")
-    body = request.read(limit + 1)
+    if not meta.get("CONTENT_LENGTH") and meta.get("wsgi.input_terminated"):
+        body = _read_to_end(meta["wsgi.input"], limit + 1)
+    else:
+        body = request.read(limit + 1)
     if len(body) > limit:
         raise PayloadTooLarge(f"The body is over the {limit} byte limit.")
     return body
+
+
+def _read_to_end(stream, most: int) -> bytes:
+    """Up to `most` bytes of a stream that ends (b"" at its end), in bounded reads."""
+    chunks, size = [], 0
+    while size < most:
+        chunk = stream.read(min(READ_CHUNK_BYTES, most - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 class MetaHeaders(Mapping[str, str]):

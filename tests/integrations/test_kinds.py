@@ -29,7 +29,6 @@ from integrations.kinds import (
     registered_kind,
 )
 from integrations.models import AuthScheme, Provider
-from webhooks import schemes as webhook_schemes
 from webhooks.schemes.github import GitHubScheme
 from webhooks.schemes.razorpay import RazorpayScheme
 from webhooks.schemes.sendgrid import SendGridScheme
@@ -167,8 +166,6 @@ def test_a_kind_registered_without_a_migration_works_end_to_end(db):
     assert "acme" not in kinds_with("payments")
 
 
-@pytest.mark.skipif(hasattr(webhook_schemes, "SCHEMES"),
-                    reason="webhooks.schemes.scheme_for still reads its own table, not the kinds")
 def test_a_registered_kind_receives_webhooks_at_its_url(client, db):
     with registered_kind(ACME):
         provider = Provider.objects.create(slug="acme", name="Acme", kind="acme", base_url=BASE)

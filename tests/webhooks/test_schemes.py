@@ -154,11 +154,14 @@ def test_missing_signature_header_is_refused(sender, client):
 
 
 MALFORMED = {
-    "standard": ["nocomma", "v1", "v2,abc", ""],
-    "stripe": ["garbage", "t=,v1=", "t=abc,v1=00", "t=1,t=2,v1=00", "v1=" + "0" * 64],
-    "razorpay": ["zz", "not-hex-" * 8, "é" * 64],
-    "github": ["sha1=" + "0" * 40, "sha256=short", "sha256", "=" * 70],
-    "sendgrid": ["!!!not base64!!!", "AAAA", "é"],
+    # A lone surrogate cannot come off the wire through WSGI, but can through a test client
+    # or another front end: comparing it must not raise (UnicodeEncodeError, a 500).
+    "standard": ["nocomma", "v1", "v2,abc", "", "v1,\ud800", "v1,\udcff"],
+    "stripe": ["garbage", "t=,v1=", "t=abc,v1=00", "t=1,t=2,v1=00", "v1=" + "0" * 64,
+               f"t={int(time.time())},v1=" + "\ud800" * 64],
+    "razorpay": ["zz", "not-hex-" * 8, "é" * 64, "\ud800" * 64],
+    "github": ["sha1=" + "0" * 40, "sha256=short", "sha256", "=" * 70, "sha256=" + "\ud800" * 64],
+    "sendgrid": ["!!!not base64!!!", "AAAA", "é", "\ud800"],
 }
 
 
@@ -180,7 +183,9 @@ def test_malformed_timestamp_header_is_invalid_signature(header, value, sender_o
     _refused(sender.post(client, body, headers), "invalid_signature")
 
 
-@pytest.mark.parametrize("offset", [-301, 301, -100_000, 100_000])
+# +302, not +301: the signed second is int(time.time()), up to 1 s behind the intake's clock,
+# so a +301 timestamp is within tolerance whenever signing began late in its second.
+@pytest.mark.parametrize("offset", [-301, 302, -100_000, 100_000])
 @pytest.mark.parametrize("kind", ["standard", "stripe", "sendgrid"])
 def test_stale_and_future_timestamps_are_refused(kind, offset, sender_of, client):
     sender = sender_of(kind)
@@ -220,3 +225,70 @@ def test_verified_json_without_an_event_id_or_type_is_invalid_payload(kind, send
               "sendgrid": b'[{"event":"delivered"}]'}
     body = bodies[kind]
     _refused(sender.post(client, body, sender.headers(body, "evt_x")), "invalid_payload")
+
+
+# --- ids and types in headers: printable ASCII, a 400 otherwise, never a 500 ----------
+
+NON_ASCII = ["évt_1", "\u2603", "msg_\u00ff", "\ud800", "id-\U0001f600"]
+
+
+def _hmac_must_not_run(*args, **kwargs):
+    raise AssertionError("an HMAC was computed for a webhook-id that can never verify")
+
+
+@pytest.mark.parametrize("msg_id", NON_ASCII)
+def test_a_non_ascii_webhook_id_is_refused_before_any_hmac(msg_id, sender_of, client, monkeypatch):
+    sender = sender_of("standard")
+    _, body = sender.body()
+    headers = sender.headers(body, "msg_ascii")
+    headers["webhook-id"] = msg_id
+    monkeypatch.setattr("webhooks.schemes.standard.hmac_sha256", _hmac_must_not_run)
+    response = sender.post(client, body, headers)
+    _refused(response, "invalid_signature")
+    assert "webhook-id must be ASCII" in response.json()["error"]["message"]
+
+
+def test_the_scheme_refuses_a_non_ascii_webhook_id_whatever_the_signature(monkeypatch):
+    monkeypatch.setattr("webhooks.schemes.standard.hmac_sha256", _hmac_must_not_run)
+    body = b'{"type":"a"}'
+    # Signed by the reference library over the id's UTF-8: still refused, as the id would
+    # not arrive as these characters through a WSGI server.
+    signature = Webhook(signing.STANDARD_SECRET).sign("évt", datetime.fromtimestamp(NOW, tz=UTC), body.decode())
+    headers = {"webhook-id": "évt", "webhook-timestamp": str(NOW), "webhook-signature": signature}
+    with pytest.raises(InvalidSignature, match="webhook-id must be ASCII"):
+        scheme_for("standard").verify(headers=headers, body=body, secrets=[signing.STANDARD_SECRET],
+                                      tolerance=300, now=NOW)
+
+
+@pytest.mark.parametrize(("kind", "header"), [("razorpay", "x-razorpay-event-id"),
+                                              ("github", "x-github-delivery"), ("github", "x-github-event")])
+@pytest.mark.parametrize("value", [*NON_ASCII, "a\x00b", "tab\there", "\x7f"])
+def test_an_id_or_type_header_that_is_not_printable_ascii_is_a_400_never_a_500(kind, header, value, sender_of,
+                                                                                 client):
+    sender = sender_of(kind)
+    event_id, body = sender.body()
+    headers = sender.headers(body, event_id)  # these headers are not signed: verification passes
+    headers[header] = value
+    response = sender.post(client, body, headers)
+    _refused(response, "invalid_payload")
+    assert f"{header} must be printable ASCII" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("msg_id", ["a\x00b", "tab\there"])
+def test_a_signed_webhook_id_with_control_characters_is_invalid_payload(msg_id, sender_of, client):
+    """ASCII, so it verifies; but a NUL cannot be stored (PostgreSQL text) and no sender
+    means it: a 400 at parsing, not a 500 at the INSERT."""
+    sender = sender_of("standard")
+    _, body = sender.body()
+    _refused(sender.post(client, body, sender.headers(body, msg_id)), "invalid_payload")
+
+
+@pytest.mark.parametrize(("kind", "header"), [("razorpay", "x-razorpay-event-id"),
+                                              ("github", "x-github-delivery"), ("standard", "webhook-id")])
+def test_printable_ascii_ids_with_punctuation_are_still_accepted(kind, header, sender_of, client):
+    sender = sender_of(kind)
+    event_id = "evt 1:2/3+=~_-." if kind != "standard" else "msg_1:2/3+=~_-."
+    _, body = sender.body(event_id)
+    response = sender.post(client, body, sender.headers(body, event_id))
+    assert response.status_code == 200, response.content
+    assert WebhookEvent.objects.get().event_id == event_id

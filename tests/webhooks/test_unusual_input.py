@@ -135,3 +135,13 @@ def test_a_signed_body_with_a_number_json_cannot_hold_is_invalid_payload_not_a_5
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_payload"
     assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["agent\x00nul", "agent\ud800half"])
+def test_unstorable_characters_in_a_stored_header_do_not_break_the_row(value):
+    from webhooks.schemes.standard import StandardScheme
+
+    kept = StandardScheme().headers_to_store({"user-agent": value, "webhook-id": "msg_1"})
+    assert kept["user-agent"].startswith("agent") and "\x00" not in kept["user-agent"]
+    assert not any("\ud800" <= ch <= "\udfff" for ch in kept["user-agent"])
+    assert kept["webhook-id"] == "msg_1"

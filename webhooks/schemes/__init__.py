@@ -1,27 +1,19 @@
-"""Signature schemes by provider kind: `scheme_for(kind)`."""
+"""Signature schemes: the base class and shared steps here, one module per scheme. Each
+provider kind names its scheme (integrations/kinds/); `scheme_for(kind)` reads it."""
 
 from __future__ import annotations
 
+from integrations.kinds import get_kind
 from webhooks.schemes.base import Headers, ParsedEvent, Scheme
-from webhooks.schemes.github import GitHubScheme
-from webhooks.schemes.razorpay import RazorpayScheme
-from webhooks.schemes.sendgrid import SendGridScheme
-from webhooks.schemes.standard import StandardScheme
-from webhooks.schemes.stripe import StripeScheme
-
-SCHEMES: dict[str, Scheme] = {
-    "standard": StandardScheme(),
-    "sandbox": StandardScheme(),
-    "stripe": StripeScheme(),
-    "razorpay": RazorpayScheme(),
-    "github": GitHubScheme(),
-    "sendgrid": SendGridScheme(),
-}
 
 
 def scheme_for(kind: str) -> Scheme | None:
-    """The scheme that verifies webhooks of providers of `kind`; None if they send none."""
-    return SCHEMES.get(kind)
+    """The scheme that verifies webhooks of providers of `kind` (its kind module names it);
+    None for an unknown kind or one that sends no webhooks."""
+    try:
+        return get_kind(kind).webhook_scheme
+    except LookupError:
+        return None
 
 
-__all__ = ["SCHEMES", "Headers", "ParsedEvent", "Scheme", "scheme_for"]
+__all__ = ["Headers", "ParsedEvent", "Scheme", "scheme_for"]

@@ -17,6 +17,7 @@ from webhooks.schemes.base import (
     checked_type,
     hmac_sha256,
     json_object,
+    naming_header,
     require_header,
 )
 
@@ -37,6 +38,6 @@ class GitHubScheme(Scheme):
 
     def parse(self, *, headers, body):
         data = json_object(body)
-        return [ParsedEvent(event_id=checked_id(headers.get("x-github-delivery"), "X-GitHub-Delivery"),
-                            type=checked_type(headers.get("x-github-event"), "X-GitHub-Event"),
-                            payload=data, payload_is_body=True)]
+        event_id = checked_id(naming_header(headers, "x-github-delivery"), "X-GitHub-Delivery")
+        type_ = checked_type(naming_header(headers, "x-github-event"), "X-GitHub-Event")
+        return [ParsedEvent(event_id=event_id, type=type_, payload=data, payload_is_body=True)]

@@ -17,6 +17,7 @@ from webhooks.schemes.base import (
     checked_type,
     hmac_sha256,
     json_object,
+    naming_header,
     require_header,
 )
 
@@ -37,5 +38,6 @@ class RazorpayScheme(Scheme):
 
     def parse(self, *, headers, body):
         data = json_object(body)
-        return [ParsedEvent(event_id=checked_id(headers.get("x-razorpay-event-id"), "X-Razorpay-Event-Id"),
-                            type=checked_type(data.get("event"), "body event"), payload=data, payload_is_body=True)]
+        event_id = checked_id(naming_header(headers, "x-razorpay-event-id"), "X-Razorpay-Event-Id")
+        return [ParsedEvent(event_id=event_id, type=checked_type(data.get("event"), "body event"),
+                            payload=data, payload_is_body=True)]

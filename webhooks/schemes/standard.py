@@ -23,6 +23,7 @@ from webhooks.schemes.base import (
     checked_type,
     hmac_sha256,
     json_object,
+    naming_header,
     parse_timestamp,
     require_header,
 )
@@ -48,6 +49,12 @@ class StandardScheme(Scheme):
     @sensitive_variables("secrets", "secret", "key", "text")
     def verify(self, *, headers, body, secrets, tolerance, now):
         msg_id = require_header(headers, "webhook-id")
+        if not msg_id.isascii():
+            # Standard Webhooks ids are ASCII. A non-ASCII one arrives as its sender's HTTP
+            # library encoded it and is read back as latin-1 (WSGI), not as the UTF-8 that
+            # was signed: refused before any HMAC is spent on it (and a lone surrogate
+            # never reaches .encode() to make a 500).
+            raise InvalidSignature("webhook-id must be ASCII.")
         raw_ts = require_header(headers, "webhook-timestamp")
         timestamp = parse_timestamp(raw_ts, "webhook-timestamp")
         given = []
@@ -74,5 +81,5 @@ class StandardScheme(Scheme):
 
     def parse(self, *, headers, body):
         data = json_object(body)
-        return [ParsedEvent(event_id=checked_id(headers.get("webhook-id"), "webhook-id"),
+        return [ParsedEvent(event_id=checked_id(naming_header(headers, "webhook-id"), "webhook-id"),
                             type=checked_type(data.get("type"), "body type"), payload=data, payload_is_body=True)]
