@@ -52,10 +52,18 @@ class StrictJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         raw = stream.read() if stream is not None else b""
         try:
-            data = json.loads(raw.decode("utf-8"), parse_constant=reject_constant, parse_float=finite_float)
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ParseError("JSON parse error: the body is not valid UTF-8") from None
+        try:
+            data = json.loads(text, parse_constant=reject_constant, parse_float=finite_float)
             check_storable(data)
-        except (UnicodeDecodeError, ValueError, RecursionError) as err:
-            detail = str(err) if isinstance(err, ValueError) and not isinstance(err, json.JSONDecodeError) \
-                else "the body is not valid UTF-8 JSON"
-            raise ParseError(f"JSON parse error: {detail}") from None
+        except json.JSONDecodeError as err:
+            # err.msg and its place, without the document that str(err) may quote.
+            raise ParseError(f"JSON parse error: the body is not valid JSON: {err.msg} at line "
+                             f"{err.lineno} column {err.colno}") from None
+        except RecursionError:
+            raise ParseError("JSON parse error: the body is nested too deeply") from None
+        except ValueError as err:  # reject_constant, finite_float, check_storable: already short
+            raise ParseError(f"JSON parse error: {err}") from None
         return data

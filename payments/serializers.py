@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from payments import conf
@@ -18,6 +20,49 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string, taken as sent: DRF's CharField would turn 0 or 1.5 into "0" or "1.5", and
+    trim whitespace, so that " " (or a lone no-break space) was refused as blank although the
+    schema's minLength allows it."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def known_currency(value: str) -> None:
+    if value.upper() not in ISO_4217:
+        raise serializers.ValidationError(f"{value!r} is not an ISO 4217 currency code.")
+
+
+class CurrencyField(StrictCharField):
+    """Three ASCII letters naming an ISO 4217 code, in any case; lower case once valid.
+
+    ASCII is checked first, on the value as sent: str.upper() turns "u\u017fd" into "USD" and
+    str.lower() turns a Kelvin sign (U+212A) into "k", so a lookup after either would pass a
+    look-alike and store (and send) what the caller wrote.
+    """
+
+    def __init__(self, **kwargs):
+        # \Z, not $, which also matches before a final newline; the schema shows ^[A-Za-z]{3}$.
+        letters = RegexValidator(r"^[A-Za-z]{3}\Z", message="Must be three letters, e.g. usd.")
+        super().__init__(validators=[letters, known_currency], **kwargs)
+
+    def run_validation(self, data=serializers.empty):
+        return super().run_validation(data).lower()
+
+
+@extend_schema_field({
+    "type": "object",
+    "additionalProperties": {"type": "string", "maxLength": conf.METADATA_MAX_VALUE_LENGTH},
+    "maxProperties": conf.METADATA_MAX_KEYS,
+    "description": f"Your own string values by key (keys of 1 to {conf.METADATA_MAX_KEY_LENGTH} characters).",
+})
 class MetadataField(serializers.JSONField):
     """A flat object of string values with bounded keys, values and size."""
 
@@ -39,22 +84,21 @@ class MetadataField(serializers.JSONField):
 
 class ChargeCreateSerializer(serializers.Serializer):
     amount = StrictIntegerField(min_value=1, help_text="Minor units (e.g. cents), a positive integer.")
-    currency = serializers.CharField(help_text="ISO 4217 code, e.g. usd or EUR.")
-    source = serializers.CharField(max_length=255, help_text="A payment token from the provider, e.g. tok_visa.")
-    provider = serializers.CharField(required=False, max_length=50,
-                                     help_text="Provider slug; see the docs for the default.")
-    description = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+    currency = CurrencyField(help_text="ISO 4217 code, e.g. usd or EUR; answered in lower case.")
+    # min_length=1 states in the schema what CharField's allow_blank=False already refuses.
+    source = StrictCharField(min_length=1, max_length=255,
+                             help_text="A payment token from the provider, e.g. tok_visa.")
+    provider = StrictCharField(required=False, min_length=1, max_length=50,
+                               help_text="Provider slug; see the docs for the default.")
+    description = StrictCharField(required=False, allow_blank=True, max_length=1000, default="")
     metadata = MetadataField(required=False, default=dict)
 
-    def validate_amount(self, value: int) -> int:
-        if value > conf.max_amount():
-            raise serializers.ValidationError(f"Must be at most {conf.max_amount()}.")
-        return value
-
-    def validate_currency(self, value: str) -> str:
-        if value.upper() not in ISO_4217:
-            raise serializers.ValidationError(f"{value!r} is not an ISO 4217 currency code.")
-        return value.lower()
+    def get_fields(self):
+        fields = super().get_fields()
+        # PAYMENTS_MAX_AMOUNT is read per instance, so validation and the schema's `maximum` follow it.
+        fields["amount"] = StrictIntegerField(min_value=1, max_value=conf.max_amount(),
+                                              help_text=fields["amount"].help_text)
+        return fields
 
 
 class RefundCreateSerializer(serializers.Serializer):
@@ -66,6 +110,7 @@ class ChargeSerializer(serializers.ModelSerializer):
     """The contract's charge JSON, field for field."""
 
     provider = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    metadata = MetadataField(read_only=True)
 
     class Meta:
         model = Charge
@@ -81,15 +126,3 @@ class RefundSerializer(serializers.ModelSerializer):
         model = Refund
         fields = ["id", "charge", "amount", "status", "failure_code", "failure_message", "created"]
         read_only_fields = fields
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    type = serializers.CharField()
-    message = serializers.CharField()
-    param = serializers.CharField(required=False, help_text="The field at fault, for validation errors.")
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The contract's error shape, for the schema."""
-
-    error = ErrorDetailSerializer()

@@ -8,40 +8,41 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.schema import AUTHENTICATION_ERROR, error_response
+from idempotency import conf as idempotency_conf
 from idempotency.decorators import idempotent
 from payments import services
 from payments.models import Charge, ChargeStatus, Refund
-from payments.pagination import ChargeCursorPagination
+from payments.pagination import MAX_LIMIT, ChargeCursorPagination
 from payments.serializers import (
     ChargeCreateSerializer,
     ChargeSerializer,
-    ErrorSerializer,
     RefundCreateSerializer,
     RefundSerializer,
 )
 
 IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=True,
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": idempotency_conf.MAX_KEY_LENGTH},
+    OpenApiParameter.HEADER, required=True,
     description=("Any unique string of 1-255 characters, made by you per logical request. A retry with "
                  "the same key and body gets the stored answer (with `Idempotent-Replayed: true`) and "
                  "never charges twice. Keys are kept 24 hours."),
 )
-
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
-
+LIMIT = OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                         description=f"1-{MAX_LIMIT}, default {ChargeCursorPagination.page_size}.")
+CURSOR = OpenApiParameter("cursor", str, description="From a previous page's `next`/`previous`, as is.")
+NOT_FOUND = error_response("`not_found`: no such charge of yours.")
 
 IDEMPOTENCY_ERRORS = {
-    400: _error("`invalid_request` (the field is named in `param` and the message), "
-                "`idempotency_key_missing`, `idempotency_key_invalid`, `invalid_json`. Not stored: "
-                "fix the request and retry with the same key."),
-    401: _error("`authentication_required` / `authentication_failed`: send `Authorization: Bearer <api key>`."),
-    409: _error("`idempotency_key_in_use`: a request with this key is still executing; retry after "
-                "the `Retry-After` seconds."),
-    422: _error("`idempotency_key_reused`: the key was used with another method, path or body."),
-    503: _error("`provider_unavailable`: the provider could not be reached in time. Not stored: retry "
-                "with the same key; the work resumes with the same provider idempotency key."),
+    400: error_response("`invalid_request` (the field is named in `param` and the message), "
+                        "`idempotency_key_missing`, `idempotency_key_invalid`, `invalid_json`. Not stored: "
+                        "fix the request and retry with the same key."),
+    401: AUTHENTICATION_ERROR,
+    409: error_response("`idempotency_key_in_use`: a request with this key is still executing; retry after "
+                        "the `Retry-After` seconds."),
+    422: error_response("`idempotency_key_reused`: the key was used with another method, path or body."),
+    503: error_response("`provider_unavailable`: the provider could not be reached in time. Not stored: "
+                        "retry with the same key; the work resumes with the same provider idempotency key."),
 }
 
 
@@ -55,9 +56,9 @@ class ChargeListCreate(APIView):
         description="The consumer's charges, newest first, a page at a time (`limit` 1-100, default 20). "
                     "Follow `next` for older charges; the cursor stays valid while new charges arrive.",
         responses={200: ChargeSerializer(many=True),
-                                                400: _error("`invalid_request`: bad `limit` or `cursor`.")},
-        parameters=[OpenApiParameter("limit", int, description="1-100, default 20."),
-                    OpenApiParameter("cursor", str, description="From a previous page's `next`/`previous`.")],
+                   400: error_response("`invalid_request`: bad `limit` or `cursor` (named in `param`)."),
+                   401: AUTHENTICATION_ERROR},
+        parameters=[LIMIT, CURSOR],
     )
     def get(self, request):
         paginator = self.pagination_class()
@@ -96,7 +97,7 @@ class ChargeDetail(APIView):
     """One of the consumer's charges."""
 
     @extend_schema(operation_id="charges_retrieve",
-                   responses={200: ChargeSerializer, 404: _error("`not_found`: no such charge of yours.")})
+                   responses={200: ChargeSerializer, 401: AUTHENTICATION_ERROR, 404: NOT_FOUND})
     def get(self, request, charge_id: str):
         charge = Charge.objects.select_related("provider").filter(pk=charge_id, consumer=request.user).first()
         if charge is None:
@@ -113,10 +114,10 @@ class RefundCreate(APIView):
                     "up to more than the charge, even when sent at the same time.",
         responses={201: RefundSerializer,
                    402: OpenApiResponse(RefundSerializer, description="The provider refused the refund."),
-                   404: _error("`not_found`: no such charge of yours."),
+                   404: NOT_FOUND,
                    **IDEMPOTENCY_ERRORS,
-                   400: _error("`invalid_request`, `charge_not_refundable`, `refund_exceeds_charge`, "
-                               "`idempotency_key_missing`, `idempotency_key_invalid`. Not stored.")},
+                   400: error_response("`invalid_request`, `charge_not_refundable`, `refund_exceeds_charge`, "
+                                       "`idempotency_key_missing`, `idempotency_key_invalid`. Not stored.")},
     )
     @idempotent
     def post(self, request, charge_id: str):

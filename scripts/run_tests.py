@@ -94,21 +94,27 @@ def main() -> int:
     postgres = Stage("suite on PostgreSQL + Redis (broker and cache)",
                      how_to_enable="start PostgreSQL on 127.0.0.1:5432 (trust auth for user postgres) "
                                    "and Redis on 127.0.0.1:6379, then run make test again")
+    fuzz = Stage("fuzz (schemathesis)")
     browser = Stage("admin browser test (Playwright + Chromium, on SQLite)",
                     how_to_enable="apt-get install chromium (or set CHROMIUM_PATH), then run make test again")
-    stages = [lint, sqlite, postgres, browser]
+    stages = [lint, sqlite, postgres, fuzz, browser]
 
     run(lint, [str(BIN / "ruff"), "check", "."], base_env())
-    run(sqlite, [*pytest, "-m", "not postgres and not browser", *pytest_args], base_env())
+    run(sqlite, [*pytest, "-m", "not postgres and not browser and not fuzz", *pytest_args], base_env())
 
     missing = [m for m in (postgres_ready(), redis_ready()) if m]
+    env = base_env()  # with PostgreSQL + Redis when both answer: the fuzz stage uses it either way
     if missing:
         postgres.detail = "; ".join(missing)
     else:
-        env = base_env()
         env["DATABASE_URL"] = PG_URL
         env["REDIS_URL"] = REDIS_URL
-        run(postgres, [*pytest, "-m", "not browser", *pytest_args], env)
+        run(postgres, [*pytest, "-m", "not browser and not fuzz", *pytest_args], env)
+
+    # The API against its own OpenAPI schema (tests/fuzz/): seeded and bounded, so it takes
+    # well under a minute; FUZZ_MAX_EXAMPLES and FUZZ_SEED pass through for longer runs.
+    fuzz.name += " on SQLite (no PostgreSQL + Redis)" if missing else " on PostgreSQL + Redis"
+    run(fuzz, [*pytest, "-m", "fuzz", *pytest_args], env)
 
     if browser_missing:
         browser.detail = browser_missing
