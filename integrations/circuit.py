@@ -12,13 +12,9 @@ claim (an atomic add in the shared store) and goes through: its success closes t
 its failure opens it for another period. A probe that never reports (its process died)
 frees its claim when the claim expires.
 
-Local copy (why a healthy call does not touch the shared store): a process trusts the
-*closed* state it last read for INTEGRATIONS_CIRCUIT_LOCAL_SECONDS (monotonic clock). A
-circuit opened by another process therefore stops this process's attempts at most that long
-after it opened. Open and half-open states are never cached: every attempt then reads the
-shared state, so fail-fast and the single probe work exactly as without the copy. A process
-forgets its copy whenever it writes the state (a failure, a success after failures, a
-reset), so it always sees its own changes at once.
+The breaker is a gate with two steps around each attempt: `circuit_permit` before it (one
+read of the shared state; a write only to claim the probe) and `circuit_record` after it
+(a write only when the outcome changes something: a failure, or a success after failures).
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ import uuid
 from dataclasses import dataclass
 
 from integrations import shared_state
-from integrations.conf import setting
 from integrations.shared_state import KEEP
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -98,68 +93,14 @@ def circuit_statuses(*, providers) -> dict[str, CircuitStatus]:
     return {p.slug: _status(raws.get(_key(p.slug)), p.circuit_open_seconds, now) for p in providers}
 
 
-_UNREAD = shared_state.UNREAD
-_monotonic = time.monotonic  # the local copy's clock (tests replace it)
-# (store name, provider pk, slug) -> (closed state as read, or None; monotonic time of the read)
-_local: dict[tuple, tuple[dict | None, float]] = {}
-
-
-def _local_key(provider) -> tuple:
-    return (shared_state.store().name, provider.pk, provider.slug)
-
-
-def _local_get(provider):
-    entry = _local.get(_local_key(provider))
-    if entry is None or _monotonic() - entry[1] >= float(setting("INTEGRATIONS_CIRCUIT_LOCAL_SECONDS")):
-        return _UNREAD
-    return entry[0]
-
-
-def _local_put(provider, raw, read_at: float) -> None:
-    if not raw or raw.get("state", CLOSED) == CLOSED:
-        _local[_local_key(provider)] = (raw, read_at)
-    else:
-        _local.pop(_local_key(provider), None)
-
-
-def _local_forget(provider) -> None:
-    _local.pop(_local_key(provider), None)
-
-
-def local_reset() -> None:
-    """Forget every local copy of circuit states (tests)."""
-    _local.clear()
-
-
-def circuit_key(slug: str) -> str:
-    """The shared-state key of a provider's circuit (the client reads it with its rate-limit token)."""
-    return _key(slug)
-
-
-def circuit_needs_read(*, provider) -> bool:
-    """Whether this process's copy of the circuit is missing or stale, so the next permit
-    must read the shared state (the client then reads it with its rate-limit token)."""
-    return _local_get(provider) is _UNREAD
-
-
-def circuit_permit(*, provider, probe_ttl: float, raw=_UNREAD) -> Permit | None:
+def circuit_permit(*, provider, probe_ttl: float) -> Permit | None:
     """A permit for one attempt, or None when the circuit is open (fail fast, no socket).
 
     `probe_ttl` bounds how long a half-open claim lasts if its holder never reports back:
-    the caller's remaining deadline. `raw` is the circuit's state when the caller already
-    read it (see circuit_key); without it, a fresh local copy of a closed circuit is used,
-    else the shared state is read.
+    the caller's remaining deadline.
     """
     store = shared_state.store()
-    if raw is _UNREAD:
-        raw = _local_get(provider)
-        if raw is _UNREAD:
-            read_at = _monotonic()  # before the read: the copy can only expire early
-            raw = store.get(_key(provider.slug))
-            _local_put(provider, raw, read_at)
-    else:
-        # Read by the caller just now (with its rate-limit token).
-        _local_put(provider, raw, _monotonic())
+    raw = store.get(_key(provider.slug))
     if not raw:
         return Permit()
     state = raw.get("state", CLOSED)
@@ -194,7 +135,7 @@ def circuit_record(*, provider, permit: Permit, outcome: str, error: str = "") -
             return KEEP, None
         if current.get("state", CLOSED) != CLOSED and not permit.probe:
             # Only the probe closes an open circuit. This success went out on an older view
-            # (in flight when another process opened it, or a local copy within its staleness).
+            # (in flight when another process opened it).
             return KEEP, None
         if current.get("state") != CLOSED:
             changed.append(CLOSED)
@@ -215,13 +156,10 @@ def circuit_record(*, provider, permit: Permit, outcome: str, error: str = "") -
             changed.append(OPEN)
         return current, None
 
-    # The local copy is dropped after each write, so this process's next attempt sees it.
     if outcome == SUCCESS and (permit.dirty or permit.probe):
         store.update(_key(provider.slug), on_success, STATE_TTL)
-        _local_forget(provider)
     elif outcome == FAILURE:
         store.update(_key(provider.slug), on_failure, STATE_TTL)
-        _local_forget(provider)
     if permit.probe:
         shared_state.release(_probe_key(provider.slug), permit.token)
     return changed[0] if changed else None
@@ -236,4 +174,3 @@ def circuit_reset(*, provider) -> None:
 
     shared_state.store().update(_key(provider.slug), reset, STATE_TTL)
     shared_state.store().delete(_probe_key(provider.slug))
-    _local_forget(provider)

@@ -16,15 +16,6 @@ DEFAULTS: dict[str, object] = {
     # OutboundCall rows: True/"sync" (insert during the call), "batch" (a background thread
     # inserts them every second: no commit on the call's path), False (none).
     "INTEGRATIONS_RECORD_CALLS": True,
-    # Rate-limit leases (see integrations/ratelimit.py): a process takes tokens from the shared
-    # bucket in batches of what refills in min(FRACTION * period, SECONDS), at most MAX.
-    "INTEGRATIONS_RATE_LIMIT_LEASE_FRACTION": 0.05,
-    "INTEGRATIONS_RATE_LIMIT_LEASE_SECONDS": 0.1,
-    "INTEGRATIONS_RATE_LIMIT_LEASE_MAX": 20,
-    # A process trusts its own copy of a *closed* circuit for this long before re-reading the
-    # shared state: a circuit opened elsewhere stops this process's calls within this time.
-    # 0 reads the shared state on every attempt.
-    "INTEGRATIONS_CIRCUIT_LOCAL_SECONDS": 0.1,
     # "redis", "database", or None to follow the default cache backend.
     "INTEGRATIONS_SHARED_STATE": None,
     # An OAuth2 access token is refreshed when it has fewer seconds than this left.

@@ -2,8 +2,9 @@
 
 Two stores with one small interface, chosen from the default cache backend:
 
-* `RedisStore` when the cache is Redis (production): plain Redis keys under the cache's key
-  prefix, read-modify-write with WATCH/MULTI, claims with SET NX, the token bucket in Lua.
+* `RedisStore` when the cache is Redis (production): plain Redis keys in the cache's Redis,
+  under its key prefix; read-modify-write with WATCH/MULTI, claims with SET NX, the token
+  bucket step as a Lua script (one round trip).
 * `DatabaseStore` otherwise (the embedded default): rows of `SharedState` locked with
   SELECT ... FOR UPDATE (SQLite's BEGIN IMMEDIATE serialises the same way).
 
@@ -16,7 +17,6 @@ expire after their TTL (wall-clock seconds, the same machine clock for every pro
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -24,15 +24,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from integrations.conf import setting
 
 KEEP = object()
 """Returned as the new value by an updater that leaves the entry (and its expiry) as it is."""
-
-UNREAD = object()
-"""Stands for "this value was not read from the store" (take_token without `also_get`)."""
 
 Updater = Callable[[Any], tuple[Any, Any]]
 """fn(current value or None) -> (new value, None to delete, or KEEP; result handed back)."""
@@ -62,13 +59,10 @@ class DatabaseStore:
             row = SharedState.objects.select_for_update().filter(key=key).first()
             if row is None:
                 # Insert a placeholder to lock. Two processes may race here: the loser's insert
-                # waits for the winner's commit, fails on the primary key, and then waits on
-                # the winner's row lock like any later caller.
-                try:
-                    with transaction.atomic():
-                        SharedState.objects.create(key=key, value=None, expires=0)
-                except IntegrityError:
-                    pass
+                # (ON CONFLICT DO NOTHING) waits for the winner's commit and does nothing, then
+                # the loser waits on the winner's row lock like any later caller.
+                SharedState.objects.bulk_create([SharedState(key=key, value=None, expires=0)],
+                                                ignore_conflicts=True)
                 row = SharedState.objects.select_for_update().get(key=key)
             now = time.time()
             current = row.value if row.expires > now else None
@@ -90,21 +84,15 @@ class DatabaseStore:
 
         SharedState.objects.filter(key=key).update(value=None, expires=0)
 
-    def take_token(self, key: str, *, capacity: float, rate: float, now: float, ttl: float,
-                   also_get: str | None = None, count: int = 1) -> tuple[float, Any, int]:
-        """One token-bucket step taking up to `count` tokens (at least one, never more than the
-        bucket holds); returns (seconds until a token, 0 if some were taken), the value of
-        `also_get` read in the same round trip (the client reads the circuit; UNREAD without
-        it), and how many tokens were taken."""
-        wait, taken = self.update(key, lambda cur: _take_token(cur, capacity, rate, now, count), ttl)
-        return wait, (self.get(also_get) if also_get else UNREAD), taken
+    def take_token(self, key: str, *, capacity: float, rate: float, now: float, ttl: float) -> float:
+        """One token-bucket step: takes a token and returns 0, or returns the seconds until
+        one is due (taking nothing)."""
+        return self.update(key, lambda cur: _take_token(cur, capacity, rate, now), ttl)
 
 
-def _take_token(current: dict | None, capacity: float, rate: float, now: float,
-                count: int = 1) -> tuple[dict, tuple[float, int]]:
-    """Token bucket step: refill for the time passed, then take up to `count` of the tokens
-    that are there, or say how long until one is (without taking it, so waiters do not go
-    into debt)."""
+def _take_token(current: dict | None, capacity: float, rate: float, now: float) -> tuple[dict, float]:
+    """Token bucket step: refill for the time passed, then take a token, or say how long until
+    one is (without taking it, so waiters do not go into debt)."""
     if current is None:
         tokens, stamp = capacity, now
     else:
@@ -115,12 +103,11 @@ def _take_token(current: dict | None, capacity: float, rate: float, now: float,
     stamp = max(stamp, now)
     # The epsilon: float rounding must not leave a waiter asking for 1e-16 s forever.
     if tokens >= 1 - 1e-9:
-        taken = max(1, min(count, int(tokens + 1e-9)))
-        return {"tokens": max(0.0, tokens - taken), "ts": stamp}, (0.0, taken)
-    return {"tokens": tokens, "ts": stamp}, ((1 - tokens) / rate, 0)
+        return {"tokens": max(0.0, tokens - 1), "ts": stamp}, 0.0
+    return {"tokens": tokens, "ts": stamp}, (1 - tokens) / rate
 
 
-# The same step as _take_token, atomic inside Redis, plus one read: one round trip per call.
+# The same step as _take_token, atomic inside Redis: one round trip per attempt.
 _BUCKET_STEP_LUA = """
 local raw = redis.call('GET', KEYS[1])
 local capacity = tonumber(ARGV[1])
@@ -136,16 +123,13 @@ end
 tokens = math.min(capacity, tokens + math.max(0, now - stamp) * rate)
 stamp = math.max(stamp, now)
 local wait = 0
-local taken = 0
 if tokens >= 1 - 1e-9 then
-  taken = math.max(1, math.min(tonumber(ARGV[5]), math.floor(tokens + 1e-9)))
-  tokens = math.max(0, tokens - taken)
+  tokens = math.max(0, tokens - 1)
 else
   wait = (1 - tokens) / rate
 end
 redis.call('SET', KEYS[1], cjson.encode({tokens = tokens, ts = stamp}), 'PX', ARGV[4])
--- KEYS[2]: a value the caller reads in the same round trip (the provider's circuit).
-return {tostring(wait), redis.call('GET', KEYS[2]), taken}
+return tostring(wait)
 """
 
 
@@ -156,20 +140,12 @@ class RedisStore:
 
     def __init__(self):
         self._script = None
-        self._local = threading.local()  # Django's cache (and its pools) is per thread, too
 
     def _client(self):
-        # Django's get_client() builds a new redis.Redis (and its ~170 response callbacks) on
-        # every call: a quarter of a millisecond. Keep one per connection pool (redis-py
-        # pools are thread-safe and reset themselves in a forked child).
-        pool = cache._cache._get_connection_pool(True)
-        local = self._local
-        if getattr(local, "pool", None) is not pool:
-            local.redis, local.pool = cache._cache._client(connection_pool=pool), pool
-        return local.redis
+        return _redis_client(_cache_location())
 
     def _key(self, key: str) -> str:
-        return cache.make_and_validate_key(f"state:{key}")
+        return cache.make_key(f"state:{key}")  # our own keys: nothing to validate
 
     def get(self, key: str) -> Any:
         raw = self._client().get(self._key(key))
@@ -210,18 +186,30 @@ class RedisStore:
     def delete(self, key: str) -> None:
         self._client().delete(self._key(key))
 
-    def take_token(self, key: str, *, capacity: float, rate: float, now: float, ttl: float,
-                   also_get: str | None = None, count: int = 1) -> tuple[float, Any, int]:
+    def take_token(self, key: str, *, capacity: float, rate: float, now: float, ttl: float) -> float:
         client = self._client()
         if self._script is None:
             self._script = client.register_script(_BUCKET_STEP_LUA)
-        keys = [self._key(key), self._key(also_get or key)]
-        wait, other, taken = self._script(
-            keys=keys, args=[repr(float(capacity)), repr(float(rate)), repr(now), max(1, int(ttl * 1000)),
-                             int(count)], client=client)
-        if not also_get:
-            return float(wait), UNREAD, int(taken)
-        return float(wait), (json.loads(other) if other else None), int(taken)
+        wait = self._script(keys=[self._key(key)], client=client,
+                            args=[repr(float(capacity)), repr(float(rate)), repr(now), max(1, int(ttl * 1000))])
+        return float(wait)
+
+
+def _cache_location() -> str:
+    """The Redis URL of the default cache (its first server when several are listed)."""
+    location = settings.CACHES["default"]["LOCATION"]
+    if isinstance(location, str):
+        location = location.split(",")
+    return location[0]
+
+
+@lru_cache(maxsize=4)
+def _redis_client(url: str):
+    # One client per process and URL, on the public redis-py API: it is thread-safe, and its
+    # connection pool starts afresh in a forked child.
+    import redis
+
+    return redis.Redis.from_url(url)
 
 
 @lru_cache(maxsize=4)

@@ -54,11 +54,6 @@ def _clear_cache(request):
     else:
         return
     cache.clear()
-    # Per-process copies of shared state (a trusted closed circuit, leased rate-limit tokens).
-    from integrations import circuit, ratelimit
-
-    circuit.local_reset()
-    ratelimit.local_reset()
 
 
 @pytest.fixture

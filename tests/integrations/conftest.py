@@ -117,16 +117,3 @@ def shared_store(request, settings):
     if request.param == "database":
         settings.INTEGRATIONS_SHARED_STATE = "database"
     return request.param
-
-
-@pytest.fixture(autouse=True)
-def _forget_local_client_state():
-    """Leased rate-limit tokens and local circuit copies live in the process: a test must not
-    inherit them from the one before (the shared store itself is emptied per test)."""
-    from integrations import circuit, ratelimit
-
-    circuit.local_reset()
-    ratelimit.local_reset()
-    yield
-    circuit.local_reset()
-    ratelimit.local_reset()

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
+from integrations import shared_state
 from integrations.client import ProviderClient
-from integrations.ratelimit import RateLimitExceeded, rate_limit_acquire
+from integrations.ratelimit import RateLimitExceeded, rate_limit_permit, rate_limit_record
 from tests.integrations.conftest import run_processes
 from tests.support.local_server import LocalServer, Reply
 
@@ -27,7 +28,7 @@ def test_the_bucket_allows_a_burst_then_one_token_per_interval(make_provider):
     provider = make_provider("http://127.0.0.1:9", rate_limit_requests=5, rate_limit_period=1.0)
     clock = Clock()
 
-    waits = [rate_limit_acquire(provider=provider, max_wait=10, sleep=clock.sleep, clock=clock)[0] for _ in range(8)]
+    waits = [rate_limit_permit(provider=provider, max_wait=10, sleep=clock.sleep, clock=clock) for _ in range(8)]
 
     assert waits[:5] == [0, 0, 0, 0, 0]
     assert waits[5:] == pytest.approx([0.2, 0.2, 0.2])
@@ -37,13 +38,52 @@ def test_the_bucket_allows_a_burst_then_one_token_per_interval(make_provider):
 def test_no_token_within_the_wait_allowed_raises_with_the_wait_needed(make_provider):
     provider = make_provider("http://127.0.0.1:9", rate_limit_requests=1, rate_limit_period=10.0)
     clock = Clock()
-    rate_limit_acquire(provider=provider, max_wait=1, sleep=clock.sleep, clock=clock)
+    rate_limit_permit(provider=provider, max_wait=1, sleep=clock.sleep, clock=clock)
 
     with pytest.raises(RateLimitExceeded) as err:
-        rate_limit_acquire(provider=provider, max_wait=1, sleep=clock.sleep, clock=clock)
+        rate_limit_permit(provider=provider, max_wait=1, sleep=clock.sleep, clock=clock)
 
     assert err.value.wait == pytest.approx(10.0)
     assert clock.now == 1_000_000.0  # it did not sleep in vain
+
+
+def test_a_token_whose_request_was_never_sent_goes_back_to_the_bucket(make_provider):
+    provider = make_provider("http://127.0.0.1:9", rate_limit_requests=2, rate_limit_period=60.0)
+    clock = Clock()
+    for _ in range(2):
+        rate_limit_permit(provider=provider, max_wait=0, sleep=clock.sleep, clock=clock)
+
+    rate_limit_record(provider=provider, sent=True)  # a sent request keeps its token spent
+    with pytest.raises(RateLimitExceeded):
+        rate_limit_permit(provider=provider, max_wait=0, sleep=clock.sleep, clock=clock)
+    rate_limit_record(provider=provider, sent=False)
+
+    assert rate_limit_permit(provider=provider, max_wait=0, sleep=clock.sleep, clock=clock) == 0
+
+
+def test_giving_back_never_fills_the_bucket_past_its_capacity(make_provider):
+    provider = make_provider("http://127.0.0.1:9", rate_limit_requests=3, rate_limit_period=60.0)
+    clock = Clock()
+    rate_limit_permit(provider=provider, max_wait=0, sleep=clock.sleep, clock=clock)
+
+    for _ in range(5):
+        rate_limit_record(provider=provider, sent=False)
+
+    assert shared_state.store().get(f"ratelimit:{provider.slug}")["tokens"] == 3
+
+
+def test_a_call_whose_credentials_are_missing_gives_its_token_back(make_provider):
+    from integrations.errors import CredentialMissing
+    from integrations.models import Credential
+
+    with LocalServer(lambda r: Reply(200, json={})) as server:
+        provider = make_provider(server.url, rate_limit_requests=1, rate_limit_period=60.0)
+        Credential.objects.filter(provider=provider).delete()
+        with pytest.raises(CredentialMissing):
+            ProviderClient(provider).request("GET", "/v1/x")
+
+        bucket = shared_state.store().get(f"ratelimit:{provider.slug}")
+        assert bucket["tokens"] == pytest.approx(1.0, abs=0.01) and server.count == 0
 
 
 def test_a_call_without_a_token_in_time_ends_rate_limited_without_a_request(make_provider, fake_sleep):
