@@ -1,4 +1,5 @@
-"""The API's error shape, in one place: {"error": {"type": "...", "message": "..."}}.
+"""The API's exceptions and DRF's EXCEPTION_HANDLER, which renders them in the contract's error
+shape (built by config.errors.error_body, the one place for every error body).
 
 Apps raise `ServiceError` subclasses (class-level status and type, like DRF's
 APIException) or DRF exceptions; both end up here.
@@ -13,6 +14,8 @@ from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
+
+from config.errors import error_body
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +58,6 @@ def _first_error(detail, path=()) -> tuple[str, str]:
     return ".".join(path), str(detail)
 
 
-def error_body(type_: str, message: str, **extra) -> dict:
-    return {"error": {"type": type_, "message": message, **{k: v for k, v in extra.items() if v is not None}}}
 
 
 def exception_handler(exc, context):

@@ -1,7 +1,8 @@
-"""Django-level 404/500 handlers: JSON in the contract's shape for machine paths, HTML elsewhere.
+"""The contract's error body (`error_body`, used by the API, webhooks and health alike) and
+Django-level 404/500 handlers: JSON in that shape for machine paths, HTML elsewhere.
 
-DRF's exception handler covers errors inside API views; these cover what never reaches a
-view (unknown URLs) and unhandled exceptions (never with a traceback or settings).
+DRF's exception handler (api/exceptions.py) covers errors inside API views; these cover what
+never reaches a view (unknown URLs) and unhandled exceptions (never with a traceback or settings).
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ def _is_machine(request) -> bool:
     return request.path.startswith(_MACHINE_PREFIXES)
 
 
-def _error(type_: str, message: str, status: int) -> JsonResponse:
-    return JsonResponse({"error": {"type": type_, "message": message}}, status=status)
+def error_body(type_: str, message: str, **extra) -> dict:
+    """The contract's error shape, the one place it is built (API, webhooks, health, 404/500):
+    {"error": {"type": ..., "message": ..., <extra keys that are not None>}}."""
+    return {"error": {"type": type_, "message": message, **{k: v for k, v in extra.items() if v is not None}}}
+
+
+def error_response(type_: str, message: str, status: int, **extra) -> JsonResponse:
+    return JsonResponse(error_body(type_, message, **extra), status=status)
 
 
 def _other_slash(path: str) -> str | None:
@@ -53,18 +60,18 @@ def machine_not_found(request, *args, **kwargs):
     if other is not None:
         hint = "without the trailing slash" if request.path.endswith("/") else "with a trailing slash"
         message += f". Did you mean {other} ({hint})?"
-    return _error("not_found", message, 404)
+    return error_response("not_found", message, 404)
 
 
 def server_error(request):
     if _is_machine(request):
-        return _error("api_error", "Something went wrong on our side; it has been logged.", 500)
+        return error_response("api_error", "Something went wrong on our side; it has been logged.", 500)
     return defaults.server_error(request)
 
 
 def bad_request(request, exception=None):
     if _is_machine(request):
-        return _error("invalid_request", "The request could not be understood.", 400)
+        return error_response("invalid_request", "The request could not be understood.", 400)
     return defaults.bad_request(request, exception)
 
 
@@ -76,7 +83,7 @@ def get_only(view):
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         if request.method not in ("GET", "HEAD"):
-            response = _error("method_not_allowed", f"{request.method} is not allowed here; use GET.", 405)
+            response = error_response("method_not_allowed", f"{request.method} is not allowed here; use GET.", 405)
             response["Allow"] = "GET, HEAD"
             return response
         return view(request, *args, **kwargs)

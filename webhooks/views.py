@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from api.exceptions import error_body
+from config.errors import error_response
 from webhooks import conf, metrics
 from webhooks.errors import IntakeError, PayloadTooLarge
 from webhooks.intake import intake_target, webhook_receive
@@ -90,14 +90,14 @@ class MetaHeaders(Mapping[str, str]):
 @csrf_exempt
 def receive(request, slug: str):
     if request.method != "POST":
-        response = JsonResponse(error_body("method_not_allowed", "Webhooks are delivered with POST."), status=405)
+        response = error_response("method_not_allowed", "Webhooks are delivered with POST.", 405)
         response["Allow"] = "POST"
         return response
     try:
         target = intake_target(slug)
     except IntakeError as err:
         metrics.intake_total.labels("unknown", err.code).inc()
-        return JsonResponse(error_body(err.code, err.message), status=err.status_code)
+        return error_response(err.code, err.message, err.status_code)
     try:
         body = read_body(request, conf.get("WEBHOOK_MAX_BODY_BYTES"))
         result = webhook_receive(target=target, headers=MetaHeaders(request.META), body=body,
@@ -105,5 +105,5 @@ def receive(request, slug: str):
     except IntakeError as err:
         if isinstance(err, PayloadTooLarge):
             metrics.intake_total.labels(target.provider.slug, err.code).inc()
-        return JsonResponse(error_body(err.code, err.message), status=err.status_code)
+        return error_response(err.code, err.message, err.status_code)
     return JsonResponse({"received": True, "duplicate": result.duplicate})
