@@ -25,7 +25,10 @@ class ProviderError(IntegrationError):
 class ProviderUnavailable(ProviderError):
     """The provider could not be reached in time (ECONN, ETIMEDOUT, 5xx, 408, 429,
     CIRCUIT_OPEN, RATE_LIMITED, PROVIDER_DISABLED): the outcome is unknown or nothing happened,
-    so the same request with the same idempotency key may be tried again later."""
+    so the same request with the same idempotency key may be tried again later.
+
+    Adapters raise it too, with the call's result, for answers their domain reads as "not now"
+    (the payment adapters' 401/403/404/409/423): `.result.error_code` stays e.g. HTTP_401."""
 
 
 class ProviderBadResponse(ProviderUnavailable):

@@ -8,6 +8,8 @@ class PaymentError(ServiceError):
 
 
 class ProviderUnavailableError(PaymentError):
+    """The provider gave no answer to act on (the client's ProviderUnavailable or CredentialMissing)."""
+
     status_code = 503
     default_code = "provider_unavailable"
     default_detail = ("The payment provider could not be reached in time. Nothing was charged twice: "

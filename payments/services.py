@@ -19,13 +19,8 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
-from integrations.adapters import (
-    AdapterUnavailable,
-    ChargeRequest,
-    ChargeResult,
-    RefundRequest,
-    RefundResult,
-)
+from integrations.adapters import ChargeRequest, ChargeResult, RefundRequest, RefundResult
+from integrations.errors import CredentialMissing, ProviderUnavailable
 from integrations.kinds import adapter_for, kinds_with
 from integrations.models import Provider
 from payments import conf
@@ -39,6 +34,10 @@ PAYMENTS = "payments"  # the capability a provider's kind must offer (integratio
 CHARGE_CREATED = "charge_created"
 REFUND_CREATED = "refund_created"
 _REFUNDABLE = {ChargeStatus.SUCCEEDED, ChargeStatus.PARTIALLY_REFUNDED}
+# What an adapter raises for "not now": the provider was not reached in time or asked us to
+# come back (ProviderUnavailable), or it has no current credential, which is our configuration
+# and not the caller's request. Both are a 503; the operation stays pending and resumes later.
+_NOT_NOW = (ProviderUnavailable, CredentialMissing)
 
 
 class Progress(Protocol):
@@ -47,6 +46,16 @@ class Progress(Protocol):
     resource_id: str
 
     def checkpoint(self, point: str, *, resource_id: str | None = None) -> None: ...
+
+
+def _provider_unavailable(err: Exception, *, provider: Provider, **ids: str) -> ProviderUnavailableError:
+    """Log why the provider gave no answer to act on (one of _NOT_NOW) and return the 503."""
+    if isinstance(err, ProviderUnavailable):
+        logger.warning("payment provider unavailable",
+                       extra={**ids, "provider": provider.slug, "error_code": err.result.error_code})
+    else:  # CredentialMissing: its message names the credential to add and how
+        logger.warning("payment provider has no credential: %s", err, extra={**ids, "provider": provider.slug})
+    return ProviderUnavailableError(headers={"Retry-After": "5"})
 
 
 # --- selectors ------------------------------------------------------------------------
@@ -86,8 +95,8 @@ def charge_create(
     `provider_slug` is resolved by payment_provider_get only when the charge is created: a
     resumed charge stays with its provider. Returns the charge (succeeded, failed =
     declined, or pending if the provider says so);
-    raises ProviderUnavailableError (503) when the provider cannot be reached, leaving the
-    charge pending for a retry with the same key or for the completer.
+    raises ProviderUnavailableError (503) when the provider cannot be reached or has no current
+    credential, leaving the charge pending for a retry with the same key or for the completer.
     """
     charge = None
     if progress is not None and progress.resource_id:
@@ -122,10 +131,8 @@ def charge_settle(*, charge: Charge, source: str) -> Charge:
                 description=charge.description, metadata=charge.metadata,
                 idempotency_key=charge.outbound_idempotency_key,
             ))
-    except AdapterUnavailable as err:
-        logger.warning("charge provider unavailable", extra={"charge": charge.id, "code": err.code,
-                                                             "provider": err.provider})
-        raise ProviderUnavailableError(headers={"Retry-After": "5"}) from err
+    except _NOT_NOW as err:
+        raise _provider_unavailable(err, provider=charge.provider, charge=charge.id) from err
     return charge_store_outcome(charge_id=charge.id, result=result, source=source)
 
 
@@ -187,9 +194,8 @@ def refund_settle(*, refund: Refund, source: str) -> Refund:
             provider_charge_id=charge.provider_charge_id, amount=refund.amount,
             idempotency_key=refund.outbound_idempotency_key,
         ))
-    except AdapterUnavailable as err:
-        logger.warning("refund provider unavailable", extra={"refund": refund.id, "code": err.code})
-        raise ProviderUnavailableError(headers={"Retry-After": "5"}) from err
+    except _NOT_NOW as err:
+        raise _provider_unavailable(err, provider=charge.provider, refund=refund.id) from err
     return refund_store_outcome(refund_id=refund.id, result=result, source=source)
 
 

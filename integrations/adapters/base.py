@@ -4,6 +4,10 @@ An adapter turns a provider-neutral request into one HTTP call through the outbo
 client (which owns auth, timeouts, retries, the circuit breaker and rate limits) and the
 answer back into a provider-neutral result. A kind offers payments by naming its
 `PaymentAdapter` subclass in its module: `Kind(..., adapters={"payments": ...})`.
+
+Adapters raise the client's errors (integrations.errors), not a hierarchy of their own:
+`ProviderUnavailable` carrying the call's `CallResult` for "not reached" or "not now", and
+`CredentialMissing` as the client raised it.
 """
 
 from __future__ import annotations
@@ -51,24 +55,6 @@ class RefundResult:
     failure_message: str = ""
 
 
-class AdapterError(Exception):
-    """Base of adapter errors; carries the provider slug, the status and the error code."""
-
-    def __init__(self, message: str, *, provider: str = "", status: int | None = None, code: str = ""):
-        super().__init__(message)
-        self.provider = provider
-        self.status = status
-        self.code = code
-
-
-class AdapterUnavailable(AdapterError):
-    """The provider could not be reached or answer in time (or asked us to come back later).
-
-    Nothing is known about the outcome: the caller keeps the operation pending and
-    retries with the same idempotency key.
-    """
-
-
 class PaymentAdapter:
     """What a payment provider must do. Subclasses implement these three methods."""
 
@@ -77,13 +63,15 @@ class PaymentAdapter:
 
     def charge_create(self, request: ChargeRequest) -> ChargeResult:
         """Create (or, with a key already used, return) a charge. A decline is a result,
-        not an error; unreachable raises AdapterUnavailable."""
+        not an error; "not reached" or "not now" raises ProviderUnavailable (with the result)."""
         raise NotImplementedError
 
     def charge_retrieve(self, provider_charge_id: str) -> ChargeResult:
-        """The provider's current state of a charge it created."""
+        """The provider's current state of a charge it created; any failure raises
+        ProviderUnavailable (the charge stays as it is until a later try)."""
         raise NotImplementedError
 
     def refund_create(self, request: RefundRequest) -> RefundResult:
-        """Refund (part of) a charge; unreachable raises AdapterUnavailable."""
+        """Refund (part of) a charge. A definitive refusal is a failed result; "not reached" or
+        "not now" raises ProviderUnavailable (with the result)."""
         raise NotImplementedError

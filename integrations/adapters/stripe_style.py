@@ -7,17 +7,19 @@ only in how a body goes on the wire.
 from __future__ import annotations
 
 from integrations.adapters.base import (
-    AdapterUnavailable,
     ChargeRequest,
     ChargeResult,
     PaymentAdapter,
     RefundRequest,
     RefundResult,
 )
+from integrations.errors import ProviderBadResponse, ProviderUnavailable
 
 # 4xx answers that say "not now" rather than "no": the operation stays pending and is retried.
 # 401/403 are our configuration (a wrong or rotated credential), 409 a concurrent request
-# with the same key still running at the provider, 429 its rate limit.
+# with the same key still running at the provider, 429 its rate limit. Stricter than
+# CallResult.raise_for_error() (which calls 401/403/404/409/423 ProviderRejected): settling
+# a charge as failed is final, so only a refusal of the request itself may do it.
 _RETRY_LATER = {401, 403, 404, 408, 409, 423, 429}
 
 
@@ -45,13 +47,13 @@ class StripeStyleAdapter(PaymentAdapter):
         decline = self._decline(result)
         if decline is not None:
             return decline
-        raise self._unavailable(result, "charge.create")
+        raise self._unavailable(result)
 
     def charge_retrieve(self, provider_charge_id: str) -> ChargeResult:
         result = self._call("GET", f"/v1/charges/{provider_charge_id}", operation="charge.retrieve")
         if result.ok:
             return self._charge(result.data)
-        raise self._unavailable(result, "charge.retrieve")
+        raise self._unavailable(result)
 
     def refund_create(self, request: RefundRequest) -> RefundResult:
         payload = {"charge": request.provider_charge_id, "amount": request.amount}
@@ -66,23 +68,18 @@ class StripeStyleAdapter(PaymentAdapter):
             error = data.get("error") or {}
             return RefundResult(status="failed", failure_code=str(error.get("code") or error.get("type") or ""),
                                 failure_message=str(error.get("message") or "")[:1000])
-        raise self._unavailable(result, "refund.create")
+        raise self._unavailable(result)
 
     # -- shared steps -----------------------------------------------------------------
     def _call(self, method: str, path: str, *, payload: dict | None = None, key: str | None = None,
               operation: str):
+        """The client's CallResult. A missing credential raises the client's CredentialMissing
+        unchanged (nothing was sent); the payments service treats it as "not now"."""
         from integrations.client import ProviderClient  # the client imports models; keep this lazy
-        from integrations.errors import CredentialMissing
 
         body = self.encode(payload) if payload is not None else {}
-        try:
-            return ProviderClient(self.provider).request(method, path, idempotency_key=key,
-                                                         operation=operation, **body)
-        except CredentialMissing as err:
-            # Our configuration, not the caller's request: "not now" (503, the operation stays
-            # pending and resumes once staff add the credential), never a 500.
-            raise AdapterUnavailable(str(err), provider=self.provider.slug, status=None,
-                                     code="CREDENTIAL_MISSING") from err
+        return ProviderClient(self.provider).request(method, path, idempotency_key=key,
+                                                     operation=operation, **body)
 
     @staticmethod
     def _definitive(result) -> bool:
@@ -114,9 +111,12 @@ class StripeStyleAdapter(PaymentAdapter):
             failure_message=str(data.get("failure_message") or "")[:1000],
         )
 
-    def _unavailable(self, result, operation: str) -> AdapterUnavailable:
-        code = result.error_code or f"HTTP_{result.status}"
-        return AdapterUnavailable(
-            f"{self.provider.slug}: {operation} failed with {code}: {result.message or ''}".strip(),
-            provider=self.provider.slug, status=result.status, code=code,
-        )
+    @staticmethod
+    def _unavailable(result) -> ProviderUnavailable:
+        """The error for a failed call that is not definitive, carrying the client's own result
+        (so `error_code` stays what the client said, e.g. HTTP_401 or ETIMEDOUT)."""
+        from integrations.client.results import EBADRESPONSE  # lazy, as in _call
+
+        # An unreadable answer keeps the subclass raise_for_error() would give it.
+        error = ProviderBadResponse if result.error_code == EBADRESPONSE else ProviderUnavailable
+        return error(result)

@@ -8,8 +8,9 @@ from urllib.parse import parse_qsl
 import pytest
 import responses
 
-from integrations.adapters import AdapterUnavailable, ChargeRequest, RefundRequest
+from integrations.adapters import ChargeRequest, RefundRequest
 from integrations.credentials import credential_rotate
+from integrations.errors import CredentialMissing, ProviderBadResponse, ProviderUnavailable
 from integrations.kinds import adapter_for as adapter_of
 from integrations.kinds import kinds_with
 from integrations.kinds.sandbox import SandboxPayments
@@ -110,17 +111,46 @@ def test_stripe_invalid_request_is_a_definitive_failure(stripe_provider):
 @responses.activate
 def test_stripe_server_errors_and_retry_later_answers_are_unavailable(stripe_provider, status):
     responses.post(f"{BASE}/v1/charges", json={"error": {"type": "api_error", "message": "x"}}, status=status)
-    with pytest.raises(AdapterUnavailable) as caught:
+    with pytest.raises(ProviderUnavailable) as caught:
         adapter_for(stripe_provider).charge_create(request_())
-    assert caught.value.provider == "stripe"
+    assert caught.value.result.provider == "stripe"
+    assert caught.value.result.status == status
+    assert caught.value.result.error_code == f"HTTP_{status}"  # the client's own code, not a new one
     assert "sk_test_4eC39HqLyjWDarjtT1zdp7dc" not in str(caught.value)
 
 
 @responses.activate
 def test_stripe_connection_error_is_unavailable(stripe_provider):
     # `responses` refuses unregistered URLs with a ConnectionError, like a closed port.
-    with pytest.raises(AdapterUnavailable):
+    with pytest.raises(ProviderUnavailable) as caught:
         adapter_for(stripe_provider).charge_create(request_())
+    assert caught.value.result.error_code == "ECONN"
+
+
+@responses.activate
+def test_stripe_unreadable_answer_is_the_clients_bad_response(stripe_provider):
+    responses.post(f"{BASE}/v1/charges", body="<html>ok</html>", status=200)
+    with pytest.raises(ProviderBadResponse) as caught:
+        adapter_for(stripe_provider).charge_create(request_())
+    assert caught.value.result.error_code == "EBADRESPONSE"
+
+
+@pytest.mark.parametrize("status", [401, 404, 409])
+@responses.activate
+def test_stripe_retry_later_refund_answers_are_unavailable_not_refusals(stripe_provider, status):
+    responses.post(f"{BASE}/v1/refunds", json={"error": {"type": "invalid_request_error"}}, status=status)
+    with pytest.raises(ProviderUnavailable) as caught:
+        adapter_for(stripe_provider).refund_create(
+            RefundRequest(provider_charge_id=STRIPE_CHARGE["id"], amount=100, idempotency_key="pgw_re_1"))
+    assert caught.value.result.error_code == f"HTTP_{status}"
+
+
+@responses.activate
+def test_stripe_without_an_api_key_raises_the_clients_credential_missing(stripe_provider):
+    stripe_provider.credentials.all().delete()
+    with pytest.raises(CredentialMissing, match="api_key"):
+        adapter_for(stripe_provider).charge_create(request_())
+    assert len(responses.calls) == 0
 
 
 @responses.activate
