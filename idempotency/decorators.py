@@ -25,6 +25,7 @@ from idempotency.services import (
     idempotency_claim,
     idempotency_finish,
     idempotency_release,
+    key_in_use,
     request_fingerprint,
 )
 
@@ -106,7 +107,7 @@ def idempotent(handler):
             response = handler(*args, **kwargs)
         except IdempotencyLockLost:
             # A takeover owns the key now; it will store the answer. Tell this caller to retry.
-            raise IdempotencyKeyInUse(headers={"Retry-After": str(conf.retry_after_seconds())}) from None
+            raise key_in_use() from None
         except (APIException, Http404, PermissionDenied) as exc:
             response = _error_response(view, request, exc)
         except Exception:

@@ -12,12 +12,13 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from idempotency import conf
+from idempotency.conf import idempotency_settings
 from idempotency.exceptions import IdempotencyKeyInUse, IdempotencyKeyReused, IdempotencyLockLost
 from idempotency.models import IdempotencyRecord, RecoveryPoint
 
@@ -35,6 +36,12 @@ def request_fingerprint(*, method: str, path: str, body: object) -> str:
         digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def key_in_use() -> IdempotencyKeyInUse:
+    """The 409 for a key that another request holds, with IDEMPOTENCY_RETRY_AFTER_SECONDS."""
+    retry_after = int(idempotency_settings.RETRY_AFTER_SECONDS)
+    return IdempotencyKeyInUse(headers={"Retry-After": str(retry_after)})
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ def _reject_or_replay(record: IdempotencyRecord, fingerprint: str) -> Replay:
         raise IdempotencyKeyReused()
     if record.response_status is not None:
         return Replay(status=record.response_status, body=record.response_body)
-    raise IdempotencyKeyInUse(headers={"Retry-After": str(conf.retry_after_seconds())})
+    raise key_in_use()
 
 
 def _insert_or_nothing(*, consumer_id: int, key: str, method: str, path: str, fingerprint: str,
@@ -143,7 +150,7 @@ def idempotency_claim(*, consumer_id: int, key: str, method: str, path: str, fin
         # went silent for longer than the lock timeout (crashed). A conditional UPDATE, so
         # of several retries exactly one wins.
         taken = records.filter(
-            Q(locked_at__isnull=True) | Q(locked_at__lt=now - conf.lock_timeout()),
+            Q(locked_at__isnull=True) | Q(locked_at__lt=now - timedelta(seconds=idempotency_settings.LOCK_TIMEOUT_SECONDS)),
             fingerprint=fingerprint, response_status__isnull=True,
         ).update(locked_at=now, lock_token=token, updated=now)
         if taken:
@@ -153,7 +160,7 @@ def idempotency_claim(*, consumer_id: int, key: str, method: str, path: str, fin
         existing = _existing(records)
         if existing is not None:
             return _reject_or_replay(existing, fingerprint)
-    raise IdempotencyKeyInUse(headers={"Retry-After": str(conf.retry_after_seconds())})
+    raise key_in_use()
 
 
 def idempotency_finish(*, execution: Execution, status: int, body: str) -> bool:
@@ -185,8 +192,8 @@ def idempotency_release(*, execution: Execution) -> None:
 
 def idempotency_purge_expired(*, batch_size: int | None = None, max_batches: int | None = None) -> int:
     """Delete records older than the retention, in batches; returns how many went."""
-    batch_size = batch_size or conf.purge_batch_size()
-    cutoff = timezone.now() - conf.retention()
+    batch_size = batch_size or int(idempotency_settings.PURGE_BATCH_SIZE)
+    cutoff = timezone.now() - timedelta(seconds=idempotency_settings.RETENTION_SECONDS)
     total, batches = 0, 0
     while max_batches is None or batches < max_batches:
         ids = list(IdempotencyRecord.objects.filter(created__lt=cutoff)

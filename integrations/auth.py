@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from django.views.decorators.debug import sensitive_variables
 
 from integrations import shared_state
-from integrations.conf import setting
+from integrations.conf import integration_settings
 from integrations.crypto import Sealed, decrypt, encrypt
 from integrations.errors import IntegrationError
 from integrations.kinds import get_kind
@@ -141,7 +141,7 @@ def oauth_access_token(*, provider, fetch: Callable[[], tuple[str, float]], dead
     wait for the new one (until `deadline_at` on `clock`).
     """
     store = shared_state.store()
-    margin = float(setting("INTEGRATIONS_OAUTH_REFRESH_MARGIN"))
+    margin = float(integration_settings.OAUTH_REFRESH_MARGIN)
     lock_key = _token_key(provider) + ":refresh"
     while True:
         cached = _read_token(provider)

@@ -1,30 +1,25 @@
-"""Defaults of the integrations core; each can be set in settings (or override_settings in tests)."""
+"""The integrations core's settings: `integration_settings.X` is the Django setting INTEGRATIONS_X."""
 
 from __future__ import annotations
 
-from django.conf import settings
+from config.app_settings import AppSettings
 
-DEFAULTS: dict[str, object] = {
+integration_settings = AppSettings("INTEGRATIONS_", {
     # A Retry-After longer than this is never slept; a shorter deadline ends the call sooner.
-    "INTEGRATIONS_RETRY_AFTER_MAX": 60.0,
+    "RETRY_AFTER_MAX": 60.0,
     # A client re-reads its provider row (policy and credentials) when its copy is older.
-    "INTEGRATIONS_POLICY_REFRESH_SECONDS": 2.0,
+    "POLICY_REFRESH_SECONDS": 2.0,
     # Answers larger than this end the attempt with EBADRESPONSE instead of filling memory.
-    "INTEGRATIONS_MAX_RESPONSE_BYTES": 10 * 1024 * 1024,
+    "MAX_RESPONSE_BYTES": 10 * 1024 * 1024,
     # OutboundCall rows older than this are purged by the scheduled task.
-    "INTEGRATIONS_OUTBOUND_CALL_RETENTION_DAYS": 14,
+    "OUTBOUND_CALL_RETENTION_DAYS": 14,
     # OutboundCall rows: True/"sync" (insert during the call), "batch" (a background thread
     # inserts them every second: no commit on the call's path), False (none).
-    "INTEGRATIONS_RECORD_CALLS": True,
+    "RECORD_CALLS": True,
     # "redis", "database", or None to follow the default cache backend.
-    "INTEGRATIONS_SHARED_STATE": None,
+    "SHARED_STATE": None,
     # An OAuth2 access token is refreshed when it has fewer seconds than this left.
-    "INTEGRATIONS_OAUTH_REFRESH_MARGIN": 60.0,
+    "OAUTH_REFRESH_MARGIN": 60.0,
     # /health/ready answers 503 when every enabled provider's circuit is open (see docs).
-    "INTEGRATIONS_NOT_READY_WHEN_ALL_CIRCUITS_OPEN": True,
-}
-
-
-def setting(name: str):
-    """The project setting `name`, or this app's default for it."""
-    return getattr(settings, name, DEFAULTS[name])
+    "NOT_READY_WHEN_ALL_CIRCUITS_OPEN": True,
+})

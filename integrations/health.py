@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from config.health import NotReady
 from integrations.circuit import OPEN, circuit_statuses
-from integrations.conf import setting
+from integrations.conf import integration_settings
 
 
 def _iso(ts: float | None) -> str | None:
@@ -31,6 +31,6 @@ def providers_check() -> dict:
                      "total_failures": s.total_failures, "opened_times": s.total_opens}
               for slug, s in statuses.items()}
     all_open = bool(statuses) and all(s.state == OPEN for s in statuses.values())
-    if all_open and setting("INTEGRATIONS_NOT_READY_WHEN_ALL_CIRCUITS_OPEN"):
+    if all_open and integration_settings.NOT_READY_WHEN_ALL_CIRCUITS_OPEN:
         raise NotReady({"providers": detail, "reason": "every enabled provider's circuit is open"})
     return detail

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 from django.utils import timezone
 
 from config import request_id
-from integrations.conf import setting
+from integrations.conf import integration_settings
 
 logger = logging.getLogger("integrations.outbound")
 
@@ -53,7 +53,7 @@ def record_call(*, provider, operation: str, method: str, path: str, result) -> 
     """Store an OutboundCall row for the admin, as INTEGRATIONS_RECORD_CALLS says: True (or
     "sync") inserts it now; "batch" hands it to a background writer (see _BatchWriter);
     False keeps nothing."""
-    mode = setting("INTEGRATIONS_RECORD_CALLS")
+    mode = integration_settings.RECORD_CALLS
     if not mode:
         return
     row = {
@@ -146,7 +146,7 @@ def outbound_calls_purge(*, older_than: timedelta | None = None, batch_size: int
     from integrations.models import OutboundCall
 
     if older_than is None:
-        older_than = timedelta(days=setting("INTEGRATIONS_OUTBOUND_CALL_RETENTION_DAYS"))
+        older_than = timedelta(days=integration_settings.OUTBOUND_CALL_RETENTION_DAYS)
     cutoff = timezone.now() - older_than
     total = 0
     while True:

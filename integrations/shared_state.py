@@ -26,7 +26,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from integrations.conf import setting
+from integrations.conf import integration_settings
 
 KEEP = object()
 """Returned as the new value by an updater that leaves the entry (and its expiry) as it is."""
@@ -219,7 +219,7 @@ def _store_for(kind: str):
 
 def store() -> DatabaseStore | RedisStore:
     """The store for the current settings (follows override_settings in tests)."""
-    kind = setting("INTEGRATIONS_SHARED_STATE")
+    kind = integration_settings.SHARED_STATE
     if not kind:
         backend = settings.CACHES["default"]["BACKEND"]
         kind = "redis" if backend.endswith("RedisCache") else "database"

@@ -1,32 +1,22 @@
-"""Settings of the payments app, with defaults; override_settings works in tests."""
+"""The payments app's settings (`payment_settings.X` is the Django setting PAYMENTS_X) and its limits."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from config.app_settings import AppSettings
 
-from django.conf import settings
+payment_settings = AppSettings("PAYMENTS_", {
+    # The largest charge, in minor units (Stripe's own limit is 8 digits).
+    "MAX_AMOUNT": 99_999_999,
+    # The provider slug used when a request names none (None: the only enabled one).
+    "DEFAULT_PROVIDER": None,
+    # A pending charge or refund untouched this long is the completer's; longer than a
+    # request's lock, so it never races one.
+    "COMPLETER_STALE_SECONDS": 120,
+    # The completer takes at most this many charges, and as many refunds, per run.
+    "COMPLETER_BATCH_SIZE": 100,
+})
 
-
-def max_amount() -> int:
-    """The largest charge, in minor units (PAYMENTS_MAX_AMOUNT; Stripe's own limit is 8 digits)."""
-    return int(getattr(settings, "PAYMENTS_MAX_AMOUNT", 99_999_999))
-
-
-def default_provider_slug() -> str | None:
-    """PAYMENTS_DEFAULT_PROVIDER: the slug used when a request names no provider."""
-    return getattr(settings, "PAYMENTS_DEFAULT_PROVIDER", None)
-
-
-def completer_stale_after() -> timedelta:
-    """A pending charge or refund untouched this long is the completer's
-    (PAYMENTS_COMPLETER_STALE_SECONDS); longer than a request's lock, so it never races one."""
-    return timedelta(seconds=getattr(settings, "PAYMENTS_COMPLETER_STALE_SECONDS", 120))
-
-
-def completer_batch_size() -> int:
-    return int(getattr(settings, "PAYMENTS_COMPLETER_BATCH_SIZE", 100))
-
-
+# Limits of the API contract, not settings: clients rely on them being the same everywhere.
 METADATA_MAX_KEYS = 50
 METADATA_MAX_KEY_LENGTH = 40
 METADATA_MAX_VALUE_LENGTH = 500

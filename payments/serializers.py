@@ -6,7 +6,12 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from payments import conf
+from payments.conf import (
+    METADATA_MAX_KEY_LENGTH,
+    METADATA_MAX_KEYS,
+    METADATA_MAX_VALUE_LENGTH,
+    payment_settings,
+)
 from payments.currencies import ISO_4217
 from payments.models import Charge, Refund
 
@@ -59,9 +64,9 @@ class CurrencyField(StrictCharField):
 
 @extend_schema_field({
     "type": "object",
-    "additionalProperties": {"type": "string", "maxLength": conf.METADATA_MAX_VALUE_LENGTH},
-    "maxProperties": conf.METADATA_MAX_KEYS,
-    "description": f"Your own string values by key (keys of 1 to {conf.METADATA_MAX_KEY_LENGTH} characters).",
+    "additionalProperties": {"type": "string", "maxLength": METADATA_MAX_VALUE_LENGTH},
+    "maxProperties": METADATA_MAX_KEYS,
+    "description": f"Your own string values by key (keys of 1 to {METADATA_MAX_KEY_LENGTH} characters).",
 })
 class MetadataField(serializers.JSONField):
     """A flat object of string values with bounded keys, values and size."""
@@ -71,14 +76,14 @@ class MetadataField(serializers.JSONField):
     def to_internal_value(self, data):
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             self.fail("flat")
-        if len(data) > conf.METADATA_MAX_KEYS:
-            raise serializers.ValidationError(f"At most {conf.METADATA_MAX_KEYS} keys.")
+        if len(data) > METADATA_MAX_KEYS:
+            raise serializers.ValidationError(f"At most {METADATA_MAX_KEYS} keys.")
         for key, value in data.items():
-            if not key or len(key) > conf.METADATA_MAX_KEY_LENGTH:
-                raise serializers.ValidationError(f"Keys must be 1 to {conf.METADATA_MAX_KEY_LENGTH} characters.")
-            if len(value) > conf.METADATA_MAX_VALUE_LENGTH:
+            if not key or len(key) > METADATA_MAX_KEY_LENGTH:
+                raise serializers.ValidationError(f"Keys must be 1 to {METADATA_MAX_KEY_LENGTH} characters.")
+            if len(value) > METADATA_MAX_VALUE_LENGTH:
                 raise serializers.ValidationError(
-                    f"Value of {key!r} is longer than {conf.METADATA_MAX_VALUE_LENGTH} characters.")
+                    f"Value of {key!r} is longer than {METADATA_MAX_VALUE_LENGTH} characters.")
         return dict(data)
 
 
@@ -96,7 +101,7 @@ class ChargeCreateSerializer(serializers.Serializer):
     def get_fields(self):
         fields = super().get_fields()
         # PAYMENTS_MAX_AMOUNT is read per instance, so validation and the schema's `maximum` follow it.
-        fields["amount"] = StrictIntegerField(min_value=1, max_value=conf.max_amount(),
+        fields["amount"] = StrictIntegerField(min_value=1, max_value=int(payment_settings.MAX_AMOUNT),
                                               help_text=fields["amount"].help_text)
         return fields
 

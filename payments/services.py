@@ -12,6 +12,7 @@ is never a second charge.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Protocol
 
 from django.db import transaction
@@ -23,7 +24,7 @@ from integrations.adapters import ChargeRequest, ChargeResult, RefundRequest, Re
 from integrations.errors import CredentialMissing, ProviderUnavailable
 from integrations.kinds import adapter_for, kinds_with
 from integrations.models import Provider
-from payments import conf
+from payments.conf import payment_settings
 from payments.errors import ChargeNotRefundable, ProviderUnavailableError, RefundExceedsCharge
 from payments.models import Charge, ChargeStatus, ChargeStatusChange, Refund, new_outbound_key
 from payments.state import ProviderChargeState, charge_apply_state
@@ -63,7 +64,7 @@ def payment_provider_get(*, slug: str | None) -> Provider:
     """The provider a charge goes to. Named: it must exist, be enabled and take payments.
     Not named: PAYMENTS_DEFAULT_PROVIDER if set, else the only enabled payment provider."""
     kinds = kinds_with(PAYMENTS)
-    slug = slug or conf.default_provider_slug()
+    slug = slug or payment_settings.DEFAULT_PROVIDER
     if slug:
         provider = Provider.objects.filter(slug=slug).first()
         if provider is None or provider.kind not in kinds:
@@ -251,8 +252,8 @@ def payments_complete_stale(*, limit: int | None = None) -> dict[str, int]:
     Each is retried with its own outbound key (or retrieved by the provider's id), so
     this is safe to run at any time, in several workers, as often as wanted.
     """
-    limit = limit or conf.completer_batch_size()
-    cutoff = timezone.now() - conf.completer_stale_after()
+    limit = limit or int(payment_settings.COMPLETER_BATCH_SIZE)
+    cutoff = timezone.now() - timedelta(seconds=payment_settings.COMPLETER_STALE_SECONDS)
     done = {"charges": 0, "refunds": 0, "still_pending": 0, "errors": 0}
     stale = Q(status="pending", updated__lt=cutoff)
     for charge in Charge.objects.filter(stale).select_related("provider").order_by("updated")[:limit]:

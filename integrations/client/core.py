@@ -26,7 +26,7 @@ from integrations.client.results import (
     CallResult,
     result_from_exchange,
 )
-from integrations.conf import setting
+from integrations.conf import integration_settings
 from integrations.credentials import credential_value
 from integrations.models import Provider
 from integrations.ratelimit import RateLimitExceeded, rate_limit_permit, rate_limit_record
@@ -73,7 +73,7 @@ class ProviderClient:
     def provider(self) -> Provider:
         """The provider row, re-read when older than INTEGRATIONS_POLICY_REFRESH_SECONDS, so an
         admin edit (or a credential rotation) reaches long-lived clients without a restart."""
-        if self._clock() - self._loaded_at >= float(setting("INTEGRATIONS_POLICY_REFRESH_SECONDS")):
+        if self._clock() - self._loaded_at >= float(integration_settings.POLICY_REFRESH_SECONDS):
             self._provider = Provider.objects.get(pk=self._provider.pk)
             self._credentials.clear()
             self._loaded_at = self._clock()
@@ -249,7 +249,7 @@ class ProviderClient:
                     error_code=exchange.error_code, retry_after=result.retry_after, attempt=attempt,
                     max_attempts=provider.max_attempts, time_left=deadline_at - self._clock(),
                     backoff_base=provider.backoff_base, backoff_max=provider.backoff_max,
-                    retry_after_max=float(setting("INTEGRATIONS_RETRY_AFTER_MAX")), rng=self._rng)
+                    retry_after_max=float(integration_settings.RETRY_AFTER_MAX), rng=self._rng)
             retry_in = decision.delay
             if exchange.status == 401 and token and not reauthenticated:
                 # A refused token means nothing was done: one more try with a new one is safe.

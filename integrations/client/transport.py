@@ -15,7 +15,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from integrations.client.results import EBADRESPONSE, ECONN, ETIMEDOUT
-from integrations.conf import setting
+from integrations.conf import integration_settings
 
 USER_AGENT = "provider-gateway/1.0"
 
@@ -116,7 +116,7 @@ def exchange(session: requests.Session, method: str, url: str, *, params: Mappin
         return Exchange(error_code=ECONN, message="request not sent: a header value is not Latin-1 "
                                                   "(check the provider's credentials)")
     try:
-        limit = int(setting("INTEGRATIONS_MAX_RESPONSE_BYTES"))
+        limit = int(integration_settings.MAX_RESPONSE_BYTES)
         chunks, size = [], 0
         while True:
             # read1: whatever has arrived (up to 64 KiB), so the deadline is checked between
