@@ -20,8 +20,9 @@ from integrations.circuit import (
     circuit_status,
 )
 from integrations.client import ProviderClient, ProviderUnavailable
-from tests.integrations.conftest import age_circuit, run_processes
+from tests.integrations.conftest import age_circuit
 from tests.support.local_server import LocalServer, Reply
+from tests.support.processes import run_processes
 
 
 def failing(request):

@@ -9,8 +9,8 @@ import pytest
 from integrations import shared_state
 from integrations.client import ProviderClient
 from integrations.ratelimit import RateLimitExceeded, rate_limit_permit, rate_limit_record
-from tests.integrations.conftest import run_processes
 from tests.support.local_server import LocalServer, Reply
+from tests.support.processes import run_processes
 
 
 class Clock:

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connections
 from rest_framework.test import APIClient
 
 from idempotency.models import IdempotencyRecord
 from payments.models import Charge, Refund
+from tests.support.databases import database_url
 
 from .conftest import CHARGE
 
@@ -102,7 +103,7 @@ def test_50_threads_same_key_make_one_provider_call(pay_provider, api_key, fake_
 @pytest.fixture
 def two_servers(pay_provider):
     """Two gunicorn processes serving the app against this test database."""
-    env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1",
+    env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1",
            "DJANGO_DEBUG": "1", "LOG_LEVEL": "WARNING"}
     if settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
         env["REDIS_URL"] = settings.CACHES["default"]["LOCATION"]
@@ -121,11 +122,6 @@ def two_servers(pay_provider):
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def _listening_url(process) -> str:

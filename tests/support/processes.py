@@ -270,3 +270,48 @@ def python(*args: str) -> list[str]:
 def manage(*args: str) -> list[str]:
     return [PYTHON, str(ROOT / "manage.py"), *args]
 
+
+# --- forked workers: the same Django code in several processes at once ---------------
+
+def _child(target, queue, index, args):
+    from django.db import connections
+
+    try:
+        queue.put((index, "ok", target(index, *args)))
+    except BaseException as err:  # noqa: BLE001 - reported to the parent test
+        queue.put((index, "error", repr(err)))
+    finally:
+        connections.close_all()
+
+
+def run_processes(target, count: int, *args, on_result=None, timeout: float = 30.0) -> list:
+    """Run target(index, *args) in `count` forked processes; returns their results by index.
+
+    Database connections are closed first so each child opens its own (to the same test
+    database). `on_result(index, value)` is called in the parent as each result arrives.
+    """
+    import multiprocessing
+
+    from django.db import connections
+
+    ctx = multiprocessing.get_context("fork")
+    connections.close_all()
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_child, args=(target, queue, i, args), daemon=True) for i in range(count)]
+    for proc in procs:
+        proc.start()
+    results: dict[int, object] = {}
+    try:
+        for _ in range(count):
+            index, status, value = queue.get(timeout=timeout)
+            if status == "error":
+                raise AssertionError(f"process {index} failed: {value}")
+            results[index] = value
+            if on_result:
+                on_result(index, value)
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+    return [results[i] for i in range(count)]

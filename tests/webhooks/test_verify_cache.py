@@ -18,6 +18,7 @@ from django.utils import timezone
 from integrations import shared_state
 from integrations.credentials import credential_rotate
 from integrations.models import Credential, Provider
+from tests.support.databases import database_url
 from webhooks import verify_cache
 from webhooks.intake import intake_target
 
@@ -227,19 +228,12 @@ provider.save()
 """
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_provider_disabled_in_a_real_other_process_is_404_here(sender_of, client, clock):
     sender = sender_of("stripe")
     assert _deliver(sender, client) == (200, 2)
     assert _deliver(sender, client) == (200, 0)  # cached in this process
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
     subprocess.run([sys.executable, "-c", DISABLE, sender.provider.slug], cwd=ROOT, env=env, check=True,
                    timeout=60)
     assert _deliver(sender, client) == (200, 0)  # within the recheck: the version read before is trusted
