@@ -1,29 +1,34 @@
 #!/usr/bin/env python
-"""Webhook intake throughput and latency against a bare insert view, plus worker rates.
+"""Webhook intake against bare insert views; stored-to-worker latency; background drain rate.
 
     .venv/bin/python bench/webhook_intake.py [--requests 400] [--rounds 10] [--concurrency 8]
-                                             [--events 1000]
+                                             [--latency-events 300] [--load-requests 3000]
+                                             [--events 1000] [--brokers redis,orm]
 
 Needs PostgreSQL on 127.0.0.1:5432 (trust auth) and Redis on 127.0.0.1:6379; creates and
-drops its own database (pgw_bench_webhooks) and uses Redis db 2.
+drops its own database (pgw_bench_h5) and uses Redis db 13. All phases in one run:
 
-1. Intake: gunicorn with 2 sync workers (DEBUG off) serves the real app with its default
-   settings; a second one serves it with the verification cache off
-   (WEBHOOK_VERIFY_CACHE_SECONDS=0, see webhooks/verify_cache.py). A load
-   generator in this process sends, at a fixed concurrency over loopback, signed Standard
-   Webhooks deliveries (pre-signed, each a new event id) to /webhooks/bench/ and the same
-   bodies to a bare Django view that inserts one row (bench/webhook_intake_app.py). Rounds
-   alternate bare / intake / intake without the cache, so drift hits all three; each round
-   is bounded by a request count and a time. This machine's speed drifts by ±20 % from
-   minute to minute (a shared VM), so there are many short rounds, and the throughput
-   ratio reported is the median of the per-round ratios (each intake round against the
-   bare round just before it), with their range; totals are shown too.
-   Reported: throughput, p50, p99 (over all rounds), the ratios, and the CPU time per
-   request of each process group (gunicorn, PostgreSQL, Redis, the load generator).
-   Goals (issue 5): intake >= 0.7x the bare throughput, p99 <= 2x the bare p99.
-2. Workers: N charge.succeeded events (each for its own charge) are enqueued, then
-   `manage.py qcluster` (2 workers) processes them, once with the ORM broker and once with
-   Redis. Reported: events per second between the first and the last processed event.
+1. Intake: two gunicorns with 2 sync workers each (DEBUG off, PostgreSQL, Redis cache):
+   one serves the real app with the service's middleware, plus a bare view that INSERTs
+   the body as one row; the other serves the same bare view with no middleware at all
+   (bench/webhook_intake_app.py); a third serves the intake with one change (--what-if:
+   only the request-id middleware, or Django's server_side_binding option). A load generator in
+   this process sends, at a fixed concurrency over loopback, pre-signed Standard Webhooks
+   deliveries (a new event id each) to /webhooks/bench/ and the same bodies to the bare
+   views. Rounds alternate bare (no middleware) / bare (service middleware) / intake /
+   what-if, so machine drift hits all of them; the throughput ratio is the median of per-round ratios against the bare round
+   just before, p99 over all rounds. No relay or worker runs here: this is the request
+   path alone.
+2. Latency from stored to a worker starting on it: `qcluster` (2 workers) and
+   `webhook_relay` run; per event, claimed_at (set when a worker starts the attempt)
+   minus received_at (set by the intake just before its INSERT). Idle: deliveries one
+   at a time, each after the previous one was started. Under load: the intake load
+   above (saturating: the backlog grows whenever the intake outruns the workers), and a
+   sustained load at --paced-fraction of the intake's measured throughput. Per broker.
+3. Drain: N charge.succeeded events (each its own charge) stored unrelayed, then
+   `qcluster` (2 workers) and the relay started: events per second from the first claim
+   to the last event processed. Against django-q2's own rate for N no-op tasks queued
+   beforehand, same settings, same run: first task start to last task stop.
 """
 
 from __future__ import annotations
@@ -49,9 +54,20 @@ sys.path.insert(0, str(ROOT))
 PY = sys.executable
 BIN = Path(PY).parent
 PG = "postgres://postgres@127.0.0.1:5432"
-DB = "pgw_bench_webhooks"
-REDIS = "redis://127.0.0.1:6379/2"
+DB = "pgw_bench_h5"
+REDIS = "redis://127.0.0.1:6379/13"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+# The third server's what-if: (label, environment).
+WHAT_IF = {
+    "request-id": ("webhook intake, request-id middleware only", {"BENCH_MIDDLEWARE": "request-id"}),
+    "server-side-binding": ("webhook intake, server_side_binding on", {"BENCH_SERVER_SIDE_BINDING": "1"}),
+}
+
+
+def noop() -> None:
+    """The baseline task of the drain phase."""
 
 
 def bench_env(*, redis: bool) -> dict[str, str]:
@@ -73,17 +89,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+def wait_for(condition, *, timeout: float, what: str, interval: float = 0.02):
+    """Poll `condition` (another process's work) until truthy; SystemExit on timeout."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(interval)
+    return result
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    def up():
         if proc.poll() is not None:
             raise SystemExit(f"server exited with {proc.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
+            return True
         except OSError:
-            time.sleep(0.1)  # polling a port that is not open yet: nothing to wait on
-    raise SystemExit("server did not start")
+            return False
+
+    wait_for(up, timeout=timeout, what="the server's port", interval=0.1)
 
 
 # --- database and fixtures ----------------------------------------------------------------
@@ -143,6 +169,17 @@ def make_requests(count: int, prefix: str) -> list[tuple[bytes, dict[str, str]]]
     return requests
 
 
+def post(port: int, path: str, body: bytes, headers: dict[str, str]) -> int:
+    conn = HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
 def load(port: int, path: str, requests, concurrency: int, max_seconds: float) -> dict:
     """Send `requests` with `concurrency` threads; stop early after max_seconds."""
     latencies, errors, lock = [], [], threading.Lock()
@@ -157,19 +194,13 @@ def load(port: int, path: str, requests, concurrency: int, max_seconds: float) -
                 return
             body, headers = requests[i]
             started = time.perf_counter()
-            conn = HTTPConnection("127.0.0.1", port, timeout=30)
             try:
-                conn.request("POST", path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                ok = response.status == 200
+                status = post(port, path, body, headers)
             except OSError as err:
-                ok, response = False, err
-            finally:
-                conn.close()
+                status = str(err)
             elapsed = time.perf_counter() - started
             with lock:
-                (latencies if ok else errors).append(elapsed if ok else str(getattr(response, "status", response)))
+                (latencies if status == 200 else errors).append(elapsed if status == 200 else status)
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     started = time.perf_counter()
@@ -182,45 +213,47 @@ def load(port: int, path: str, requests, concurrency: int, max_seconds: float) -
             "latencies": latencies}
 
 
-# --- CPU time by process group (Linux /proc), to see where a request's cost lands -----------
+def load_paced(port: int, path: str, requests, concurrency: int, rate: float) -> dict:
+    """Send `requests` at `rate` per second (request i at start + i/rate), `concurrency`
+    at most in flight: a sustained load below the saturation point."""
+    lock, index, errors = threading.Lock(), iter(range(len(requests))), []
+    start = time.monotonic() + 0.1
 
-def _cpu_seconds_by_group(server_pids: set[int]) -> dict[str, float]:
-    """utime + stime so far of: the gunicorn servers' processes (`server_pids` and their
-    children), PostgreSQL's, Redis's, and this process (the load generator)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    groups = {"app": 0.0, "postgres": 0.0, "redis": 0.0, "loadgen": 0.0}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue  # gone in between
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        ppid, cpu = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
-        pid = int(entry)
-        if pid == os.getpid():
-            groups["loadgen"] += cpu
-        elif pid in server_pids or ppid in server_pids:
-            groups["app"] += cpu
-        elif name.startswith("postgres"):
-            groups["postgres"] += cpu
-        elif name.startswith("redis-server"):
-            groups["redis"] += cpu
-    return groups
+    def worker():
+        while True:
+            with lock:
+                i = next(index, None)
+            if i is None:
+                return
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # the schedule, not synchronisation
+            status = post(port, path, *requests[i])
+            if status != 200:
+                errors.append(status)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise SystemExit(f"{len(errors)} paced requests failed, e.g. {errors[:3]}")
+    return {"ok": len(requests), "wall": time.monotonic() - start}
+
+
+def quantiles_ms(values: list[float]) -> dict[str, float]:
+    q = (statistics.quantiles(sorted(values), n=100, method="inclusive") if len(values) > 1
+         else [values[0] if values else 0] * 99)
+    return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "max_ms": max(values, default=0) * 1000}
 
 
 def summary(results: list[dict]) -> dict:
-    latencies = sorted(x for r in results for x in r["latencies"])
+    latencies = [x for r in results for x in r["latencies"]]
     ok = sum(r["ok"] for r in results)
     wall = sum(r["wall"] for r in results)
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0] * 99
-    cpu = {group: sum(r["cpu"][group] for r in results) * 1000 / ok for group in results[0]["cpu"]} if ok else {}
     return {"requests": ok, "errors": sum(r["errors"] for r in results), "rps": ok / wall,
-            "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "cpu_ms": cpu,
-            "round_rps": [r["ok"] / r["wall"] for r in results]}
+            **quantiles_ms(latencies), "round_rps": [r["ok"] / r["wall"] for r in results]}
 
 
 def round_ratios(target: dict, bare: dict) -> list[float]:
@@ -238,50 +271,126 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, int]:
     return server, port
 
 
-def intake_phase(args) -> dict:
-    env = bench_env(redis=True)
-    servers = []
+def stop(proc: subprocess.Popen, signum: int = signal.SIGTERM) -> None:
+    """Signal the main process only (qcluster can hang on a group-wide signal)."""
+    proc.send_signal(signum)
     try:
-        servers.append(start_server(env))
-        # A second server with the verification cache off, idle while the first one is
-        # measured and the other way round.
-        servers.append(start_server({**env, "BENCH_WEBHOOK_VERIFY_CACHE_SECONDS": "0"}))
-        (_, port), (_, uncached_port) = servers
-        server_pids = {server.pid for server, _ in servers}
-        targets = {"bare": (port, "/bench/bare-insert/"), "intake": (port, "/webhooks/bench/"),
-                   "intake_uncached": (uncached_port, "/webhooks/bench/")}
-        # Warm every path (imports, connections) before measuring.
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# --- 1. intake ------------------------------------------------------------------------------
+
+def intake_phase(args, servers) -> dict:
+    (_, port), (_, bare_port), (_, lean_port) = servers
+    targets = {"bare": (bare_port, "/bench/bare-insert/"), "bare_mw": (port, "/bench/bare-insert/"),
+               "intake": (port, "/webhooks/bench/"), "intake_lean": (lean_port, "/webhooks/bench/")}
+    for name, (p, path) in targets.items():  # warm imports and connections
+        load(p, path, make_requests(50, f"warm-{name}"), args.concurrency, 30)
+    results = {name: [] for name in targets}
+    for round_ in range(args.rounds):
         for name, (p, path) in targets.items():
-            load(p, path, make_requests(50, f"warm-{name}"), args.concurrency, 30)
-        results = {name: [] for name in targets}
-        for round_ in range(args.rounds):
-            for name, (p, path) in targets.items():
-                reqs = make_requests(args.requests, f"r{round_}-{name}")
-                before = _cpu_seconds_by_group(server_pids)
-                result = load(p, path, reqs, args.concurrency, args.max_seconds)
-                after = _cpu_seconds_by_group(server_pids)
-                result["cpu"] = {group: after[group] - before[group] for group in before}
-                if result["errors"]:
-                    raise SystemExit(f"{result['errors']} requests failed, e.g. {result['first_errors']}")
-                results[name].append(result)
-        return {name: summary(r) for name, r in results.items()}
+            result = load(p, path, make_requests(args.requests, f"r{round_}-{name}"), args.concurrency,
+                          args.max_seconds)
+            if result["errors"]:
+                raise SystemExit(f"{result['errors']} requests failed, e.g. {result['first_errors']}")
+            results[name].append(result)
+    return {name: summary(r) for name, r in results.items()}
+
+
+# --- 2. stored -> worker latency --------------------------------------------------------------
+
+def start_background(env: dict[str, str]) -> list[tuple[subprocess.Popen, int]]:
+    """qcluster and the relay; their output goes to $BENCH_LOG_DIR when set."""
+    log_dir = os.environ.get("BENCH_LOG_DIR")
+    started = []
+    for name, stop_signal in (("qcluster", signal.SIGINT), ("webhook_relay", signal.SIGTERM)):
+        out = open(Path(log_dir) / f"{name}.log", "ab") if log_dir else subprocess.DEVNULL  # noqa: SIM115
+        started.append((subprocess.Popen([PY, "manage.py", name], cwd=ROOT, env={**env, "LOG_LEVEL": "INFO"},
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True),
+                        stop_signal))
+    return started
+
+
+def event_latencies(prefix: str) -> dict:
+    """Stored -> worker start (claimed_at - received_at), split at the relay's hand-off."""
+    from webhooks.models import WebhookEvent
+
+    rows = list(WebhookEvent.objects.filter(event_id__startswith=prefix)
+                .values_list("received_at", "enqueued_at", "claimed_at"))
+    assert all(claimed for _, _, claimed in rows), "an event was not started"
+    return {"events": len(rows),
+            "start": quantiles_ms([(c - r).total_seconds() for r, _, c in rows]),
+            "relay": quantiles_ms([(e - r).total_seconds() for r, e, _ in rows]),
+            "queue": quantiles_ms([(c - e).total_seconds() for _, e, c in rows])}
+
+
+def all_started(prefix: str, count: int):
+    from webhooks.models import WebhookEvent
+
+    return lambda: WebhookEvent.objects.filter(event_id__startswith=prefix, claimed_at__isnull=False).count() >= count
+
+
+def latency_phase(args, port: int, broker: str, env: dict[str, str]) -> dict:
+    background = start_background(env)
+    try:
+        warm = make_requests(20, f"lat-warm-{broker}")
+        for body, headers in warm:
+            post(port, "/webhooks/bench/", body, headers)
+        wait_for(all_started(f"msg_lat-warm-{broker}_", len(warm)), timeout=120, what="the cluster to start")
+        # Idle: one event at a time, the next once the previous one was started.
+        prefix = f"lat-idle-{broker}"
+        for i, (body, headers) in enumerate(make_requests(args.latency_events, prefix)):
+            assert post(port, "/webhooks/bench/", body, headers) == 200
+            wait_for(all_started(f"msg_{prefix}_", i + 1), timeout=30, what="an idle event", interval=0.005)
+            time.sleep(0.01)  # pacing, so the relay is asleep in its poll when the next arrives
+        idle = event_latencies(f"msg_{prefix}_")
+        # Under load: the intake phase's load (saturating: as fast as the app answers), and
+        # a sustained load at a fraction of the intake's measured throughput.
+        results = {}
+        for phase, send in (("saturating", lambda reqs: load(port, "/webhooks/bench/", reqs, args.concurrency, 120)),
+                            ("paced", lambda reqs: load_paced(port, "/webhooks/bench/", reqs, args.concurrency,
+                                                              args.paced_rps))):
+            prefix = f"lat-{phase}-{broker}"
+            result = send(make_requests(args.load_requests, prefix))
+            wait_for(all_started(f"msg_{prefix}_", result["ok"]), timeout=600, what=f"the {phase} events")
+            results[phase] = event_latencies(f"msg_{prefix}_")
+            results[phase]["intake_rps"] = result["ok"] / result["wall"]
+        return {"idle": idle, **results}
     finally:
-        for server, _ in servers:
-            server.send_signal(signal.SIGTERM)  # gunicorn's arbiter stops its workers
-            server.wait(timeout=30)
+        for proc, signum in background:
+            stop(proc, signum)
 
 
-# --- worker phase (a subprocess per broker, so django-q2 reads its own config) ------------
+# --- 3. drain (a subprocess per broker, so django-q2 reads its own configuration) -----------
 
-def worker_phase(events: int) -> dict:
+def drain_phase(events: int) -> dict:
     from django.db.models import Max, Min
     from django_q.brokers import get_broker
+    from django_q.models import Success
     from django_q.tasks import async_task
 
     from api.models import Consumer
     from integrations.models import Provider
     from payments.models import Charge
     from webhooks.models import EventStatus, WebhookEvent
+
+    env = dict(os.environ)
+    get_broker().purge_queue()
+    Success.objects.all().delete()
+    for _ in range(events):
+        async_task("bench.webhook_intake.noop")
+    cluster = subprocess.Popen([PY, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        wait_for(lambda: Success.objects.filter(func="bench.webhook_intake.noop").count() >= events,
+                 timeout=600, what="the no-op tasks", interval=0.2)
+    finally:
+        stop(cluster, signal.SIGINT)
+    span = Success.objects.filter(func="bench.webhook_intake.noop").aggregate(first=Min("started"), last=Max("stopped"))
+    noop_seconds = (span["last"] - span["first"]).total_seconds()
 
     provider = Provider.objects.get(slug="bench-sandbox")
     consumer, _ = Consumer.objects.get_or_create(name="bench")
@@ -290,48 +399,77 @@ def worker_phase(events: int) -> dict:
         Charge(consumer=consumer, provider=provider, amount=1000, currency="usd", source="tok_visa",
                provider_charge_id=f"pc_{tag}_{i}", outbound_idempotency_key=f"bench-{tag}-{i}")
         for i in range(events)])
-    rows = WebhookEvent.objects.bulk_create([
+    WebhookEvent.objects.bulk_create([
         WebhookEvent(provider=provider, event_id=f"evt_{tag}_{i}", type="charge.succeeded", raw_body=b"{}",
                      payload={"id": f"evt_{tag}_{i}", "type": "charge.succeeded",
                               "data": {"object": {"id": f"pc_{tag}_{i}", "amount": 1000}}})
         for i in range(events)])
-    pks = [r.pk for r in rows] if rows[0].pk else list(
-        WebhookEvent.objects.filter(event_id__startswith=f"evt_{tag}_").values_list("pk", flat=True))
-    get_broker().purge_queue()
-    for pk in pks:
-        async_task("webhooks.tasks.process_event", pk, request_id=None)
-    cluster = subprocess.Popen([PY, "manage.py", "qcluster"], cwd=ROOT, env=dict(os.environ),
-                               stdout=subprocess.DEVNULL, start_new_session=True)
-    started = time.monotonic()
-    mine = WebhookEvent.objects.filter(pk__in=pks)
+    mine = WebhookEvent.objects.filter(event_id__startswith=f"evt_{tag}_")
+    background = start_background(env)
     try:
-        while mine.exclude(status=EventStatus.PROCESSED).exists():
-            if time.monotonic() - started > 300:
-                raise SystemExit("workers did not finish within 300 s")
-            time.sleep(0.2)  # polling the database for the end of an external process
+        wait_for(lambda: not mine.exclude(status=EventStatus.PROCESSED).exists(), timeout=600,
+                 what="the events", interval=0.2)
     finally:
-        cluster.send_signal(signal.SIGINT)  # the main process, not the group (design note)
-        try:
-            cluster.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(cluster.pid, signal.SIGKILL)
-            cluster.wait()
-    span = mine.aggregate(first=Min("processed_at"), last=Max("processed_at"))
+        for proc, signum in background:
+            stop(proc, signum)
+    span = mine.aggregate(first=Min("claimed_at"), last=Max("processed_at"))
     seconds = (span["last"] - span["first"]).total_seconds()
-    return {"events": events, "seconds": seconds, "per_second": (events - 1) / seconds if seconds else 0}
+    return {"events": events, "events_seconds": seconds, "events_per_second": events / seconds,
+            "noop_seconds": noop_seconds, "noop_per_second": events / noop_seconds}
 
 
-def run_worker_phase(broker: str, events: int, base_env: dict[str, str]) -> dict:
+def run_drain_phase(broker: str, events: int, base_env: dict[str, str]) -> dict:
     env = {**base_env}
     if broker == "redis":
         env["REDIS_URL"] = REDIS
     else:
         env.pop("REDIS_URL", None)
-    out = subprocess.run([PY, __file__, "--phase", "worker", "--events", str(events)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run([PY, __file__, "--phase", "drain", "--events", str(events)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=1800)
     if out.returncode:
         raise SystemExit(out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- report ---------------------------------------------------------------------------------
+
+def report(args, intake: dict, latency: dict, drain: dict) -> None:
+    if not (intake and latency and drain):
+        print(json.dumps({"intake": intake, "latency": latency, "drain": drain}))
+        return
+    b, m, i, lean = intake["bare"], intake["bare_mw"], intake["intake"], intake["intake_lean"]
+    print(f"\nconcurrency {args.concurrency}, {args.rounds} rounds x {args.requests} requests per target, "
+          f"gunicorn 2 sync workers, PostgreSQL, DEBUG off, {os.cpu_count()} CPUs, "
+          f"load average before: {args.loadavg}\n")
+    print("| target | requests | req/s | p50 ms | p99 ms | throughput vs bare (median of rounds, range) "
+          "| p99 vs bare |")
+    print("|---|---|---|---|---|---|---|")
+    for name, s in (("bare insert view, no middleware", b), ("bare insert view, service middleware", m),
+                    ("webhook intake", i), (f"what-if: {WHAT_IF[args.what_if][0]}", lean)):
+        ratios = round_ratios(s, b)
+        print(f"| {name} | {s['requests']} | {s['rps']:.0f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} "
+              f"| {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) "
+              f"| {s['p99_ms'] / b['p99_ms']:.2f}x |")
+    ratios = round_ratios(i, m)
+    print(f"\nintake vs bare with the service middleware: {statistics.median(ratios):.2f}x "
+          f"({min(ratios):.2f}-{max(ratios):.2f}), p99 {i['p99_ms'] / m['p99_ms']:.2f}x")
+    print("\nStored -> worker start (ms): total, and split at the relay's hand-off "
+          "(stored -> enqueued, enqueued -> started)\n")
+    print("| broker | phase | events | p50 | p99 | max | relay p50 / p99 | queue p50 / p99 | intake req/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for broker, phases in latency.items():
+        for phase, r in phases.items():
+            s, rl, q = r["start"], r["relay"], r["queue"]
+            rps = f"{r['intake_rps']:.0f}" if "intake_rps" in r else "-"
+            print(f"| {broker} | {phase} | {r['events']} | {s['p50_ms']:.0f} | {s['p99_ms']:.0f} | {s['max_ms']:.0f} "
+                  f"| {rl['p50_ms']:.0f} / {rl['p99_ms']:.0f} | {q['p50_ms']:.0f} / {q['p99_ms']:.0f} | {rps} |")
+    print("\n| broker | events | webhook events/s | django-q2 no-op tasks/s | ratio |")
+    print("|---|---|---|---|---|")
+    for broker, d in drain.items():
+        print(f"| {broker} | {d['events']} | {d['events_per_second']:.0f} | {d['noop_per_second']:.0f} "
+              f"| {d['events_per_second'] / d['noop_per_second']:.2f}x |")
+    print("\n" + json.dumps({"intake": {k: {x: y for x, y in v.items() if x != "round_rps"} for k, v in intake.items()},
+                             "latency": latency, "drain": drain}))
 
 
 def main() -> None:
@@ -340,58 +478,63 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-seconds", type=float, default=30.0, help="time bound of one round")
-    parser.add_argument("--events", type=int, default=1000, help="events for each worker measurement")
-    parser.add_argument("--phase", choices=["all", "worker"], default="all", help=argparse.SUPPRESS)
+    parser.add_argument("--latency-events", type=int, default=300, help="idle events per broker")
+    parser.add_argument("--load-requests", type=int, default=3000, help="deliveries of the loaded latency run")
+    parser.add_argument("--paced-fraction", type=float, default=0.5,
+                        help="rate of the paced latency run, as a fraction of the measured intake req/s")
+    parser.add_argument("--what-if", choices=sorted(WHAT_IF), default="request-id",
+                        help="what the third intake server changes")
+    parser.add_argument("--paced-rps", type=float, default=0, help="rate of the paced run (overrides the fraction)")
+    parser.add_argument("--events", type=int, default=1000, help="events (and no-op tasks) of the drain phase")
+    parser.add_argument("--brokers", default="redis,orm", help="brokers for the latency and drain phases")
+    parser.add_argument("--phase", choices=["all", "drain"], default="all", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.phase == "worker":
+    if args.phase == "drain":
         django_setup(dict(os.environ))
-        print(json.dumps(worker_phase(args.events)))
+        print(json.dumps(drain_phase(args.events)))
         return
 
+    args.loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    brokers = args.brokers.split(",")
     env = bench_env(redis=True)
     # One key and secret for this run's processes, so they all read the same credentials.
     os.environ["BENCH_FIELD_KEY"], os.environ["BENCH_SECRET_KEY"] = env["FIELD_ENCRYPTION_KEYS"], env["DJANGO_SECRET_KEY"]
     recreate_database()
+    servers = []
     try:
         subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+        # The ORM-broker processes use the database cache (no REDIS_URL): its table too.
+        subprocess.run([PY, "manage.py", "createcachetable"], cwd=ROOT, check=True,
+                       env={k: v for k, v in env.items() if k != "REDIS_URL"})
         django_setup(env)
         setup_fixtures()
-        intake = intake_phase(args)
-        orm = run_worker_phase("orm", args.events, env)
-        redis = run_worker_phase("redis", args.events, env)
+        servers.append(start_server(env))
+        servers.append(start_server({**env, "BENCH_MIDDLEWARE": "none"}))
+        servers.append(start_server({**env, **WHAT_IF[args.what_if][1]}))
+        intake = intake_phase(args, servers) if args.rounds else {}
+        args.paced_rps = args.paced_rps or (args.paced_fraction * intake["intake"]["rps"] if intake else 50)
+        from webhooks.models import WebhookEvent
+
+        # Phase 1's events are not the latency phase's backlog: mark them done.
+        WebhookEvent.objects.update(status="processed")
+        port = servers[0][1]
+        latency = {}
+        for broker in brokers if args.latency_events else ():
+            background_env = env if broker == "redis" else {k: v for k, v in env.items() if k != "REDIS_URL"}
+            latency[broker] = latency_phase(args, port, broker, background_env)
+        for server, _ in servers:
+            stop(server)
+        servers = []
+        drain = {broker: run_drain_phase(broker, args.events, env) for broker in brokers} if args.events else {}
     finally:
+        for server, _ in servers:
+            stop(server)
         from django.db import connections
 
         connections.close_all()
         drop_database()
-
-    b, i, c = intake["bare"], intake["intake"], intake["intake_uncached"]
-    print(f"\nconcurrency {args.concurrency}, {args.rounds} rounds x {args.requests} requests per target, "
-          f"gunicorn 2 sync workers, PostgreSQL, Redis broker, {os.cpu_count()} CPUs\n")
-    print("| target | requests | errors | req/s | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|---|")
-    for name, s in (("bare insert view", b), ("webhook intake (default settings)", i),
-                    ("webhook intake, WEBHOOK_VERIFY_CACHE_SECONDS=0", c)):
-        print(f"| {name} | {s['requests']} | {s['errors']} | {s['rps']:.0f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} |")
-    print("\nCPU time per request (ms), by process group: the app's gunicorn workers, PostgreSQL, Redis,"
-          " and the load generator (this process)\n")
-    print("| target | app | postgres | redis | loadgen | total |")
-    print("|---|---|---|---|---|---|")
-    for name, s in (("bare insert view", b), ("webhook intake (default settings)", i),
-                    ("webhook intake, cache off", c)):
-        cpu = s["cpu_ms"]
-        print(f"| {name} | {cpu['app']:.2f} | {cpu['postgres']:.2f} | {cpu['redis']:.2f} | {cpu['loadgen']:.2f} "
-              f"| {sum(cpu.values()):.2f} |")
-    for name, s in (("default", i), ("cache off", c)):
-        ratios = round_ratios(s, b)
-        print(f"\nintake ({name}) / bare: throughput {statistics.median(ratios):.2f}x median of {len(ratios)} "
-              f"rounds (range {min(ratios):.2f}-{max(ratios):.2f}; totals {s['rps'] / b['rps']:.2f}x; goal >= 0.7x), "
-              f"p99 {s['p99_ms'] / b['p99_ms']:.2f}x (goal <= 2x)")
-    print("\n| worker broker | events | seconds | events/s |")
-    print("|---|---|---|---|")
-    for name, w in (("ORM", orm), ("Redis", redis)):
-        print(f"| {name} | {w['events']} | {w['seconds']:.1f} | {w['per_second']:.0f} |")
+    report(args, intake, latency, drain)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
 """WSGI app for bench/webhook_intake.py: the real service plus a bare insert-one-row view.
 
-Served by gunicorn as `bench.webhook_intake_app:application` from the project root. The bare view
-is the baseline: Django's full middleware stack, one INSERT of the body, the same answer.
+Served by gunicorn as `bench.webhook_intake_app:application` from the project root. The bare
+view is the baseline: one INSERT of the body, the same answer. BENCH_MIDDLEWARE picks the
+process's middleware: unset, the service's own stack; `none`, no middleware at all (the
+issue's baseline); `request-id`, only the request-id middleware (a what-if: the webhook
+path without the admin's session, auth, CSRF, messages and lockout middleware).
+BENCH_SERVER_SIDE_BINDING=1 turns on Django's documented `server_side_binding` option of
+the PostgreSQL backend (another what-if: parameters sent apart from the SQL text).
 """
 
 import os
@@ -11,9 +16,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 from django.conf import settings  # noqa: E402
 
 settings.ROOT_URLCONF = __name__
-# The benchmark runs a second server with the verification cache off (default: on).
-if "BENCH_WEBHOOK_VERIFY_CACHE_SECONDS" in os.environ:
-    settings.WEBHOOK_VERIFY_CACHE_SECONDS = float(os.environ["BENCH_WEBHOOK_VERIFY_CACHE_SECONDS"])
+_MIDDLEWARE = {"none": [], "request-id": ["config.request_id.RequestIDMiddleware"]}
+if os.environ.get("BENCH_MIDDLEWARE"):
+    settings.MIDDLEWARE = _MIDDLEWARE[os.environ["BENCH_MIDDLEWARE"]]
+
+if os.environ.get("BENCH_SERVER_SIDE_BINDING") == "1":
+    settings.DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 

@@ -116,16 +116,6 @@ def _dev_keys() -> list[str]:
     return [key]
 
 
-def database_prepared_statements() -> bool:
-    """DATABASE_PREPARED_STATEMENTS: on (default) or off. Off for a connection pooler that
-    cannot keep prepared statements (PgBouncer in transaction mode before 1.21, or without
-    max_prepared_statements)."""
-    raw = (os.environ.get("DATABASE_PREPARED_STATEMENTS") or "on").strip().lower()
-    if raw not in {"on", "off"}:
-        raise ImproperlyConfigured(f"DATABASE_PREPARED_STATEMENTS must be on or off, not {raw!r}.")
-    return raw == "on"
-
-
 def outbound_call_records() -> str | bool:
     """OUTBOUND_CALL_RECORDS: sync (default in development), batch (default in production) or off."""
     raw = (os.environ.get("OUTBOUND_CALL_RECORDS") or ("sync" if DEBUG else "batch")).strip().lower()
@@ -158,3 +148,17 @@ def sandbox_enabled() -> bool:
     """SANDBOX_ENABLED: install the sandbox provider app (its `run_sandbox` command).
     On in development, off in production unless asked for (a demo or chaos run)."""
     return _bool("SANDBOX_ENABLED", DEBUG)
+
+
+def email_settings() -> dict:
+    """EMAIL_SEND_DEADLINE (seconds an email may wait for its provider, default 24 h),
+    EMAIL_KEEP_BODIES (keep bodies and addresses once sent, default 0) and
+    EMAIL_DEFAULT_PROVIDER (slug), as the emails app's Django settings; only those set."""
+    found = {}
+    if os.environ.get("EMAIL_SEND_DEADLINE", "").strip():
+        found["EMAIL_SEND_DEADLINE"] = _positive_int("EMAIL_SEND_DEADLINE", 24 * 3600)
+    if os.environ.get("EMAIL_KEEP_BODIES", "").strip():
+        found["EMAIL_KEEP_BODIES"] = _bool("EMAIL_KEEP_BODIES", False)
+    if os.environ.get("EMAIL_DEFAULT_PROVIDER", "").strip():
+        found["EMAIL_DEFAULT_PROVIDER"] = os.environ["EMAIL_DEFAULT_PROVIDER"].strip()
+    return found

@@ -29,6 +29,9 @@ INSTALLED_APPS = [
     "idempotency",
     "payments",
     "webhooks",
+    "emails",
+    "addresses",
+    "imports",
 ]
 # The local stand-in provider (`manage.py run_sandbox`): development, tests and demos only.
 if env.sandbox_enabled():
@@ -83,12 +86,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Django's own queries bind their parameters client-side and are never prepared; this
-    # applies to the few statements run on a server-binding cursor (the webhook INSERT):
-    # psycopg prepares one from its fifth run on a connection, so PostgreSQL stops parsing
-    # and planning it for every delivery.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-        5 if env.database_prepared_statements() else None)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and task broker ------------------------------------------------------------
@@ -134,6 +131,11 @@ else:
 # Call records: inserted during the call in development (visible at once), by a background
 # writer in production (no database commit on the call's path; rows appear within a second).
 INTEGRATIONS_RECORD_CALLS = env.outbound_call_records()
+
+# --- Email ----------------------------------------------------------------------------
+# EMAIL_SEND_DEADLINE, EMAIL_KEEP_BODIES, EMAIL_DEFAULT_PROVIDER when set (emails/conf.py has
+# the defaults). Not Django's own EMAIL_* (SMTP) settings, which this service does not use.
+globals().update(env.email_settings())
 
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {

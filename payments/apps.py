@@ -12,3 +12,5 @@ class PaymentsConfig(AppConfig):
         from config.schedules import Every, on_migrate
 
         on_migrate(self, Every(COMPLETER_SCHEDULE, "payments.tasks.complete_stale", minutes=1))
+
+        from payments import handlers  # noqa: F401 - registers the webhook handlers

@@ -5,10 +5,11 @@
 2. seed, idempotently: the superuser `admin` (new password printed each run), the
    provider `sandbox` pointing at the local sandbox with its API key and webhook secret
    stored encrypted, and a fresh API key for the consumer `demo` (printed);
-3. start the web server (127.0.0.1:8000), a django-q2 worker and the sandbox
-   (127.0.0.1:8099, webhooks back to the web server), each in its own process group;
+3. start the web server (127.0.0.1:8000), a django-q2 worker, the webhook relay (stored
+   webhook events to the worker) and the sandbox (127.0.0.1:8099, webhooks back to the
+   web server), each in its own process group;
 4. print a walkthrough with copy-paste curl commands;
-5. on Ctrl-C (or when one of them dies) stop all three and wait for each.
+5. on Ctrl-C (or when one of them dies) stop all four and wait for each.
 """
 
 from __future__ import annotations
@@ -147,8 +148,9 @@ def walkthrough(*, web: str, sandbox: str, password: str, api_key: str) -> str:
  Provider gateway is running
    web server   {web}
    worker       django-q2 qcluster
+   relay        manage.py webhook_relay (webhook events to the worker)
    sandbox      {sandbox}
-   logs         {LOG_DIR}/{{web,worker,sandbox}}.log
+   logs         {LOG_DIR}/{{web,worker,relay,sandbox}}.log
 
  Admin:  {web}/admin/   user: admin   password: {password}
  API key for the consumer "demo" (shown once; a new one each run):
@@ -185,7 +187,7 @@ def walkthrough(*, web: str, sandbox: str, password: str, api_key: str) -> str:
  The sandbox counts what it really charged:  curl -s {sandbox}/_control/stats
  See the webhook events and charges in the admin. Failure injection: docs/sandbox.md
 
- Press Ctrl-C to stop all three.
+ Press Ctrl-C to stop all four.
 ==============================================================================
 """
 
@@ -231,6 +233,7 @@ def main() -> int:
     plan = [
         ("sandbox", manage("run_sandbox", "--port", str(args.sandbox_port)), signal.SIGTERM, sandbox_env),
         ("worker", manage("qcluster"), signal.SIGINT, {}),
+        ("relay", manage("webhook_relay"), signal.SIGTERM, {}),
         ("web", manage("runserver", "--noreload", f"127.0.0.1:{args.web_port}"), signal.SIGINT, {}),
     ]
     children: list[Child] = []
@@ -275,7 +278,7 @@ def main() -> int:
             time.sleep(0.3)
         return 0
     finally:
-        print("\n==> stopping: web server, worker, sandbox", flush=True)
+        print("\n==> stopping: web server, relay, worker, sandbox", flush=True)
         for child in reversed(children):
             child.stop()
             print(f"  {child.name} stopped (exit status {child.popen.returncode})", flush=True)

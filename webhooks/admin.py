@@ -7,7 +7,6 @@ from collections import defaultdict
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
-from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 # Imported first so that its registrations exist when ours replace them below.
@@ -29,7 +28,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
     list_select_related = ("provider",)
     actions = ("replay_selected", "force_replay_selected", "replay_dead_letters")
     fields = ("provider", "event_id", "type", "status", "attempts", "received_at", "enqueued_at", "claimed_at",
-              "next_attempt_at", "processed_at", "charge_link", "request_id", "replayed_at", "replayed_by",
+              "next_attempt_at", "processed_at", "subject_link", "request_id", "replayed_at", "replayed_by",
               "replay_count", "last_error", "last_traceback_block", "headers", "body_purged_at", "body_block")
     readonly_fields = fields
 
@@ -53,15 +52,14 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def last_traceback_block(self, obj):
         return format_html("<pre>{}</pre>", obj.last_traceback) if obj.last_traceback else "-"
 
-    @admin.display(description="Charge")
-    def charge_link(self, obj):
-        if not obj.charge_id:
+    @admin.display(description="Subject")
+    def subject_link(self, obj):
+        """What the event's handler touched (a charge, an email), linked when it has an admin page."""
+        if not obj.subject_id:
             return "-"
-        try:
-            url = reverse("admin:payments_charge_change", args=[obj.charge_id])
-        except NoReverseMatch:  # the charge admin is not registered
-            return obj.charge_id
-        return format_html('<a href="{}">{}</a>', url, obj.charge_id)
+        label = f"{obj.subject_type} {obj.subject_id}"
+        url = obj.subject_admin_url()
+        return format_html('<a href="{}">{}</a>', url, label) if url else label
 
     def _report(self, request, outcome: ReplayOutcome) -> None:
         if outcome.enqueued:

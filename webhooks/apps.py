@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.core.signals import request_finished
 from django.db.models.signals import post_delete, post_save
 
 
@@ -10,15 +9,9 @@ class WebhooksConfig(AppConfig):
 
     def ready(self):
         from config.schedules import on_migrate
-        from webhooks import handlers  # noqa: F401 - registers the handlers
         from webhooks.schedules import SCHEDULES
 
         on_migrate(self, *SCHEDULES)
-
-        from webhooks.queue import confirm_pushes
-
-        # The intake's task pushes are confirmed once the delivery has been answered.
-        request_finished.connect(confirm_pushes, dispatch_uid="webhooks.confirm_pushes")
 
         from integrations.metrics import register_scrape_collector
         from webhooks.metrics import backlog

@@ -15,7 +15,8 @@ DEFAULTS = {
     # Retry n waits min(max, base * 2**(n-1)) seconds.
     "WEBHOOK_RETRY_BASE_SECONDS": 30.0,
     "WEBHOOK_RETRY_MAX_SECONDS": 3600.0,
-    # A `received` event not picked up after this long was lost by the queue: re-enqueue.
+    # A `received` event not picked up after this long was lost by the queue, or never
+    # handed to it (the relay is down): the sweeper enqueues it.
     "WEBHOOK_STALE_RECEIVED_SECONDS": 60.0,
     # A `processing` event older than this lost its worker (must exceed the task timeout).
     "WEBHOOK_STALE_PROCESSING_SECONDS": 120.0,
@@ -31,6 +32,14 @@ DEFAULTS = {
     "WEBHOOK_VERIFY_CACHE_RECHECK_SECONDS": 0.1,
     # At most this many events are re-enqueued per sweep, so a backlog drains gradually.
     "WEBHOOK_SWEEP_BATCH": 500,
+    # The relay looks for new events this often while there are none (seconds); after a
+    # full batch it looks again at once.
+    "WEBHOOK_RELAY_POLL_SECONDS": 0.05,
+    # Events the relay claims and enqueues per transaction.
+    "WEBHOOK_RELAY_BATCH": 100,
+    # Events per task at most: a batch is spread over the cluster's workers in tasks of
+    # up to this many, so a worker's per-task cost is shared without idling the others.
+    "WEBHOOK_TASK_BATCH": 10,
 }
 
 

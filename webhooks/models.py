@@ -10,6 +10,7 @@ import json
 
 from django.conf import settings
 from django.db import models
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 
@@ -39,11 +40,12 @@ class WebhookEvent(models.Model):
                                help_text="Selected headers; signatures redacted.")
     request_id = models.CharField(max_length=128, blank=True, editable=False)
     received_at = models.DateTimeField(default=timezone.now)
-    # Last time a task was put on the queue for it: the sweeper's clock for lost tasks.
-    enqueued_at = models.DateTimeField(default=timezone.now)
+    # NULL: stored (or replayed) but not yet handed to the task queue, which the relay
+    # does next. Else the last time a task was queued: the sweeper's clock for lost tasks.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
 
-    # The columns a new event does not set carry database defaults too (db_default), so the
-    # intake's INSERT names only the columns it sets (webhooks/intake.py).
+    # The database defaults (db_default) serve web processes of the previous release, whose
+    # INSERT names only the columns it sets, while a deploy replaces them; drop them later.
     status = models.CharField(max_length=20, choices=EventStatus.choices, default=EventStatus.RECEIVED,
                               db_default=EventStatus.RECEIVED)
     attempts = models.PositiveIntegerField(default=0, db_default=0,
@@ -53,9 +55,11 @@ class WebhookEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="", db_default="")
     last_traceback = models.TextField(blank=True, default="", db_default="")
-    charge = models.ForeignKey("payments.Charge", null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="webhook_events", help_text="The charge the event updated.",
-                               db_index=False)
+    # What the handler touched, named by its model label ("payments.charge") and primary
+    # key: any app's rows, with no foreign key from this app to theirs.
+    subject_type = models.CharField(max_length=100, blank=True, default="",
+                                    help_text='Model label of what the event updated, e.g. "payments.charge".')
+    subject_id = models.CharField(max_length=255, blank=True, default="", help_text="Its primary key.")
 
     replayed_at = models.DateTimeField(null=True, blank=True)
     replayed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
@@ -71,16 +75,20 @@ class WebhookEvent(models.Model):
         ]
         # Every index costs each delivery's INSERT an entry, so only what queries need: the
         # admin's filters and lists (type; status, newest first), and partial indexes that
-        # hold only the rows a query looks for (the sweeper's and retention's states, set
-        # foreign keys), which a new `received` event with no charge mostly skips.
+        # hold only the rows a query looks for (the relay's, the sweeper's and retention's
+        # states, set subjects).
         # (Plain db_index=True on a CharField would add a second, LIKE-pattern index.)
         indexes = [
             models.Index(fields=["type"], name="webhookevent_type"),
-            models.Index(fields=["charge"], name="webhookevent_charge", condition=models.Q(charge__isnull=False)),
+            models.Index(fields=["subject_type", "subject_id"], name="webhookevent_subject",
+                         condition=~models.Q(subject_id="")),
             models.Index(fields=["replayed_by"], name="webhookevent_replayed_by",
                          condition=models.Q(replayed_by__isnull=False)),
             models.Index(fields=["next_attempt_at"], name="webhookevent_failed_due",
                          condition=models.Q(status="failed")),
+            # The relay's queue: what it has not handed on yet, oldest first.
+            models.Index(fields=["id"], name="webhookevent_unrelayed",
+                         condition=models.Q(status="received", enqueued_at__isnull=True)),
             models.Index(fields=["enqueued_at"], name="webhookevent_received_since",
                          condition=models.Q(status="received")),
             models.Index(fields=["claimed_at"], name="webhookevent_processing_since",
@@ -93,6 +101,17 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} ({self.type}, {self.status})"
+
+    def subject_admin_url(self) -> str | None:
+        """The admin change page of what the event touched, or None (no subject, or its
+        model has no admin page)."""
+        if not (self.subject_type and self.subject_id):
+            return None
+        app_label, _, model_name = self.subject_type.partition(".")
+        try:
+            return reverse(f"admin:{app_label}_{model_name}_change", args=[self.subject_id])
+        except NoReverseMatch:
+            return None
 
     def body_text(self) -> str:
         """The raw body for people: indented JSON when it parses, else the text as is."""

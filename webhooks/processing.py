@@ -48,7 +48,8 @@ def _claim(event_pk: int, now: datetime) -> WebhookEvent | None:
     with transaction.atomic():
         # The row lock makes concurrent tasks for one event queue up here; the loser then
         # sees `processing` and leaves. (SQLite: the IMMEDIATE transaction serialises.)
-        event = (WebhookEvent.objects.select_for_update()
+        # The provider comes along in the same query, unlocked (`of`: other workers need it).
+        event = (WebhookEvent.objects.select_for_update(of=("self",)).select_related("provider")
                  .filter(_claimable(now), pk=event_pk).first())
         if event is None:
             return None
@@ -98,8 +99,8 @@ def webhook_process(*, event_pk: int, now: datetime | None = None) -> str | None
             result = handler(view)
             done = {"status": EventStatus.PROCESSED, "processed_at": clock(), "last_error": "",
                     "last_traceback": ""}
-            if result is not None and result.charge_id:
-                done["charge_id"] = result.charge_id
+            if result is not None and result.subject_id:
+                done.update(subject_type=result.subject_type, subject_id=str(result.subject_id))
             if not mine.update(**done):
                 raise _LostClaim()
     except _LostClaim:
@@ -128,26 +129,31 @@ def _record_failure(event: WebhookEvent, err: Exception, now: datetime, mine) ->
 
 
 def webhook_sweep(*, now: datetime | None = None) -> list[int]:
-    """Re-enqueue events the queue lost or that are due for a retry; returns their ids.
+    """Enqueue events the relay or the queue left behind, or due for a retry; returns their ids.
 
-    Lost: `received` and not picked up within WEBHOOK_STALE_RECEIVED_SECONDS of being
-    enqueued, or `processing` for longer than WEBHOOK_STALE_PROCESSING_SECONDS (a dead
-    worker). Due: `failed` whose next_attempt_at has passed.
+    Left behind: `received` and never handed on within WEBHOOK_STALE_RECEIVED_SECONDS of
+    being stored or replayed (no relay running), or handed on that long ago and not picked
+    up (a task lost with a worker or the broker); `processing` for longer than
+    WEBHOOK_STALE_PROCESSING_SECONDS (a dead worker). Due: `failed` whose next_attempt_at
+    has passed. Rows another transaction holds (the relay, a worker's claim) are skipped.
     """
-    from webhooks.queue import enqueue_on_commit
+    from webhooks.queue import enqueue_events
 
     now = now or timezone.now()
-    lost_received = now - timedelta(seconds=conf.get("WEBHOOK_STALE_RECEIVED_SECONDS"))
+    stale_received = now - timedelta(seconds=conf.get("WEBHOOK_STALE_RECEIVED_SECONDS"))
     lost_processing = now - timedelta(seconds=conf.get("WEBHOOK_STALE_PROCESSING_SECONDS"))
-    wanted = (Q(status=EventStatus.RECEIVED, enqueued_at__lt=lost_received)
+    never_relayed = (Q(status=EventStatus.RECEIVED, enqueued_at__isnull=True, received_at__lt=stale_received)
+                     & (Q(replayed_at__isnull=True) | Q(replayed_at__lt=stale_received)))
+    wanted = (never_relayed
+              | Q(status=EventStatus.RECEIVED, enqueued_at__lt=stale_received)
               | Q(status=EventStatus.PROCESSING, claimed_at__lt=lost_processing)
               | Q(status=EventStatus.FAILED, next_attempt_at__lte=now))
     with transaction.atomic():
-        rows = list(WebhookEvent.objects.filter(wanted).order_by("pk")
+        rows = list(WebhookEvent.objects.select_for_update(skip_locked=True).filter(wanted).order_by("pk")
                     .values_list("pk", "request_id")[: conf.get("WEBHOOK_SWEEP_BATCH")])
-        WebhookEvent.objects.filter(pk__in=[pk for pk, _ in rows]).update(enqueued_at=now)
-        for pk, request_id in rows:
-            enqueue_on_commit(event_pk=pk, request_id=request_id or None)
+        if rows:
+            WebhookEvent.objects.filter(pk__in=[pk for pk, _ in rows]).update(enqueued_at=now)
+            enqueue_events(rows)
     if rows:
-        logger.info("webhook sweeper re-enqueued events", extra={"count": len(rows)})
+        logger.info("webhook sweeper enqueued events", extra={"count": len(rows)})
     return [pk for pk, _ in rows]

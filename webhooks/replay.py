@@ -1,4 +1,9 @@
-"""Replay: put chosen events back to `received` and enqueue them (admin action, command)."""
+"""Replay: put chosen events back to `received` for the relay (admin action, command).
+
+A replayed row is reset exactly like a new one (`enqueued_at` unset), so the relay hands
+it on within its poll interval, the sweeper when no relay runs, and a bulk replay goes
+out in the relay's batches; replaying calls no broker, so a broker outage cannot fail it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from webhooks.models import FINAL_STATUSES, EventStatus, WebhookEvent
-from webhooks.queue import enqueue_on_commit
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class Replayed:
 
 @dataclass
 class ReplayOutcome:
-    """Events enqueued, and those left alone with the reason."""
+    """Events put back for processing, and those left alone with the reason."""
 
     enqueued: list[Replayed] = field(default_factory=list)
     skipped_final: list[int] = field(default_factory=list)  # processed/ignored, no force
@@ -34,7 +38,8 @@ class ReplayOutcome:
 
 def webhook_replay(*, events: QuerySet[WebhookEvent], force: bool = False, by=None,
                    now: datetime | None = None) -> ReplayOutcome:
-    """Re-enqueue `events` with a fresh attempt budget, recording who replayed and when.
+    """Put `events` back for processing with a fresh attempt budget, recording who
+    replayed and when.
 
     Processed and ignored events are replayed only with `force` (handlers are idempotent,
     so that changes nothing but is rarely what is meant). Events a worker holds right
@@ -55,13 +60,12 @@ def webhook_replay(*, events: QuerySet[WebhookEvent], force: bool = False, by=No
                 continue
             # Conditional on the status we saw: a worker finishing meanwhile wins.
             updated = WebhookEvent.objects.filter(pk=event.pk, status=event.status).update(
-                status=EventStatus.RECEIVED, attempts=0, next_attempt_at=None, enqueued_at=now,
+                status=EventStatus.RECEIVED, attempts=0, next_attempt_at=None, enqueued_at=None,
                 replayed_at=now, replayed_by=by, replay_count=F("replay_count") + 1,
             )
             if not updated:
                 outcome.skipped_processing.append(event.pk)
                 continue
-            enqueue_on_commit(event_pk=event.pk, request_id=event.request_id or None)
             outcome.enqueued.append(Replayed(pk=event.pk, provider=event.provider.slug, event_id=event.event_id,
                                              type=event.type, previous_status=event.status))
     return outcome

@@ -1,5 +1,6 @@
-"""End-to-end stack: the real web server (gunicorn), a django-q2 worker and the sandbox,
-each its own process on a free loopback port, all pointed at pytest-django's test database.
+"""End-to-end stack: the real web server (gunicorn), a django-q2 worker, the webhook relay
+and the sandbox, each its own process (the servers on free loopback ports), all pointed at
+pytest-django's test database.
 
 The processes are started once for this package (starting them per test would cost
 seconds each) and stopped when its last test ends; every test gets a clean database
@@ -93,8 +94,9 @@ class Stack:
                                     headers={"Authorization": f"Bearer {self.sandbox_api_key}"})
 
 
-# Package scope: the worker must be gone before other packages' tests run, or it would
-# take their queued tasks and run their schedules against the same test database.
+# Package scope: the worker and the relay must be gone before other packages' tests run, or
+# they would take their events and queued tasks and run their schedules against the same
+# test database.
 @pytest.fixture(scope="package")
 def e2e_stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Stack]:
     name = os.path.basename(str(connection.settings_dict["NAME"]))
@@ -137,6 +139,9 @@ def e2e_stack(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[
             ready_path="/health/live", env=env, log_dir=procs.log_dir, sock=web_sock))
         procs.add(processes.start("worker", processes.manage("qcluster"), env=env,
                                   stop_signal=signal.SIGINT, log_dir=procs.log_dir))
+        # Hands stored webhook events to the worker (SIGTERM: it finishes its batch first).
+        procs.add(processes.start("relay", processes.manage("webhook_relay"), env=env,
+                                  stop_signal=signal.SIGTERM, log_dir=procs.log_dir))
         yield stack
 
 

@@ -1,5 +1,5 @@
 """`make run` on a fresh checkout: the printed walkthrough works when pasted into a shell,
-the printed admin login works, and Ctrl-C stops all three processes."""
+the printed admin login works, and Ctrl-C stops all four processes."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_make_run_walkthrough_works_from_the_printed_commands(demo, tmp_path):
     code = demo.stop(timeout=30)
     assert code == 0, demo.log()
     log = demo.log()
-    for name in ("web", "worker", "sandbox"):
+    for name in ("web", "worker", "relay", "sandbox"):
         assert re.search(rf"{name} stopped \(exit status 0\)", log), log
     for pid in re.findall(r"\(pid (\d+)\)", log):
         with pytest.raises(ProcessLookupError):

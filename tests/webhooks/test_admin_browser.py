@@ -70,7 +70,8 @@ def test_staff_filters_dead_events_replays_one_and_sees_it_processed(live_server
     assert "Replayed 1 event(s)" in page.inner_text(".messagelist")
     assert WebhookEvent.objects.get(pk=dead.pk).status == EventStatus.RECEIVED
 
-    # The worker step: run what the replay put on the queue, as a qcluster worker would.
+    # The relay and worker steps: hand the replayed row on, run it as a qcluster worker would.
+    assert task_queue.relay() == [dead.pk]
     assert task_queue.run_all() == [EventStatus.PROCESSED]
 
     page.goto(f"{live_server.url}/admin/webhooks/webhookevent/?status__exact=processed")

@@ -53,8 +53,13 @@ VERIFIED = {"standard": {"webhook-id", "webhook-timestamp", "webhook-signature"}
             "sandbox": {"webhook-id", "webhook-timestamp", "webhook-signature"},
             "stripe": {"stripe-signature"}, "razorpay": {"x-razorpay-signature"},
             "github": {"x-hub-signature-256"},
-            "sendgrid": {"x-twilio-email-event-webhook-signature", "x-twilio-email-event-webhook-timestamp"}}
-TIMESTAMPED = {"standard", "sandbox", "stripe", "sendgrid"}
+            "sendgrid": {"x-twilio-email-event-webhook-signature", "x-twilio-email-event-webhook-timestamp"},
+            "mailgun": set()}
+TIMESTAMPED = {"standard", "sandbox", "stripe", "sendgrid", "mailgun"}
+# Signed inside the body (over part of it), with no signature header: a body that is not the
+# provider's JSON carries no signature, and headers are never checked.
+BODY_SIGNED = {"mailgun"}
+HEADER_SCENARIOS = {"header_replaced", "header_tweaked", "header_spliced", "headers_dropped", "random_headers"}
 
 INVALID_UTF8 = [b"\xff", b"\x80", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf"]
 # Header values a front end could hand over, and some only a test client can make (NUL,
@@ -174,7 +179,21 @@ def draw_delivery(draw, sender: Sender, wire: Wire, scenario: str) -> Delivery:
     expect = {(200, None)}
     value = st.one_of(wire.text, st.sampled_from(wire.hostile))
 
-    if scenario == "random_body":
+    if kind in BODY_SIGNED and scenario in HEADER_SCENARIOS:
+        pass  # no header to tamper with: the delivery stays intact
+    elif kind in BODY_SIGNED and scenario in ("random_body", "invalid_utf8"):
+        body = draw(st.binary(max_size=300)) if scenario == "random_body" else body + draw(st.sampled_from(INVALID_UTF8))
+        expect = {(400, "invalid_signature")}  # no readable signature in it
+    elif kind in BODY_SIGNED and scenario == "body_mutated":
+        # Only the signature block is signed: a change elsewhere may still verify.
+        body, expect = mutate(draw, body), None
+    elif kind in BODY_SIGNED and scenario == "wrong_secret":
+        body, expect = signing.mailgun_resign(body, secret=OTHER_SECRET), {(400, "invalid_signature")}
+    elif kind in BODY_SIGNED and scenario == "stale":
+        offset = (sender.provider.webhook_tolerance + draw(st.integers(5, 10**6))) * draw(st.sampled_from([-1, 1]))
+        body = signing.mailgun_resign(body, secret=sender.secret, timestamp=int(time.time()) + offset)
+        expect = {(400, "timestamp_out_of_tolerance")}
+    elif scenario == "random_body":
         raw = draw(st.one_of(
             st.binary(max_size=300),
             st.builds(lambda v, a: json.dumps(v, ensure_ascii=a).encode("utf-8", "surrogatepass"),

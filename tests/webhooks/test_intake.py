@@ -1,4 +1,4 @@
-"""Intake view: answers, storage, duplicates, size limits, rotation, enqueue on commit."""
+"""Intake view: answers, storage, duplicates, size limits, rotation, and no broker call."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import socket
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.db.models import NOT_PROVIDED
 from django.test import override_settings
 from django.utils import timezone
 from prometheus_client import REGISTRY
@@ -27,38 +25,31 @@ def _metric(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_new_event_is_stored_as_received_and_enqueued_after_commit(
-        sender_of, client, task_queue, django_capture_on_commit_callbacks):
+def test_new_event_is_stored_as_received_for_the_relay_and_nothing_is_queued(sender_of, client, task_queue):
     sender = sender_of("stripe")
     event_id, body = sender.body(type_="charge.succeeded")
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = sender.post(client, body, sender.headers(body, event_id), HTTP_X_REQUEST_ID="req-abc.1")
-        assert task_queue.size() == 0  # nothing reaches the queue before the row commits
+    response = sender.post(client, body, sender.headers(body, event_id), HTTP_X_REQUEST_ID="req-abc.1")
     assert response.json() == {"received": True, "duplicate": False}
     assert response["X-Request-ID"] == "req-abc.1"
     event = WebhookEvent.objects.get()
     assert (event.status, event.attempts, event.type) == (EventStatus.RECEIVED, 0, "charge.succeeded")
     assert bytes(event.raw_body) == body and event.payload["id"] == event_id
     assert event.request_id == "req-abc.1"
-    assert len(callbacks) == 1
-    callbacks[0]()
+    assert event.enqueued_at is None and task_queue.size() == 0  # the relay's job
+    assert task_queue.relay() == [event.pk]
     [task] = task_queue.take()
-    assert task["func"] == "webhooks.tasks.process_event"
-    assert task["args"] == (event.pk,) and task["kwargs"] == {"request_id": "req-abc.1"}
+    assert task["func"] == "webhooks.tasks.process_events"
+    assert task["args"] == ([[event.pk, "req-abc.1"]],) and task["kwargs"] == {}
 
 
-def test_duplicate_delivery_answers_duplicate_and_enqueues_nothing(
-        sender, client, task_queue, django_capture_on_commit_callbacks):
+def test_duplicate_delivery_answers_duplicate_and_stores_nothing(sender, client, task_queue):
     event_id, body = sender.body()
-    with django_capture_on_commit_callbacks(execute=True):
-        first = sender.post(client, body, sender.headers(body, event_id))
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        again = sender.post(client, body, sender.headers(body, event_id))
+    first = sender.post(client, body, sender.headers(body, event_id))
+    again = sender.post(client, body, sender.headers(body, event_id))
     assert first.json() == {"received": True, "duplicate": False}
     assert again.status_code == 200 and again.json() == {"received": True, "duplicate": True}
-    assert callbacks == []
     assert WebhookEvent.objects.count() == 1
-    assert len(task_queue.take()) == 1
+    assert len(task_queue.relay()) == 1 and len(task_queue.take()) == 1
 
 
 def test_the_same_event_id_from_two_providers_is_two_events(sender_of, client):
@@ -238,29 +229,46 @@ def test_accepted_and_duplicate_deliveries_are_counted(sender_of, client):
     assert _metric("webhook_intake_total", provider=slug, outcome="duplicate") == 1
 
 
-def test_a_broker_outage_still_answers_200_and_the_sweeper_catches_up(
-        sender_of, client, task_queue, monkeypatch, django_capture_on_commit_callbacks):
-    from datetime import timedelta
+@pytest.mark.django_db(transaction=True)  # autocommit, as in production
+def test_the_intake_makes_no_broker_call_and_answers_200_with_the_broker_down(
+        sender_of, client, task_queue, monkeypatch):
+    """Every way django-q2 reaches a broker fails and is counted: a delivery touches none
+    of them, is answered 200 and its row is committed; the relay then fails (rolling its
+    claim back) until the broker is back."""
+    from django_q import brokers, tasks
+    from django_q.brokers import orm, redis_broker
 
-    from webhooks import queue
-    from webhooks.processing import webhook_sweep
+    calls = []
 
-    class DownBroker:
-        def enqueue(self, task):
+    def down(name):
+        def fail(*args, **kwargs):
+            calls.append(name)
             raise ConnectionError("broker unreachable")
+        return fail
 
-    sender = sender_of("stripe")
-    event_id, body = sender.body()
     with monkeypatch.context() as patched:
-        patched.setattr(queue, "_broker", lambda: DownBroker())
-        with django_capture_on_commit_callbacks(execute=True):
+        for target, name in ((tasks, "async_task"), (brokers, "get_broker"), (tasks, "get_broker"),
+                             (orm.ORM, "enqueue"), (redis_broker.Redis, "enqueue"),
+                             (type(task_queue.broker), "enqueue")):
+            patched.setattr(target, name, down(f"{target.__name__}.{name}"))
+        senders = [sender_of(kind) for kind in ("standard", "stripe", "sendgrid")]
+        for sender in senders:
+            event_id, body = sender.body()
             response = sender.post(client, body, sender.headers(body, event_id))
-    assert response.json() == {"received": True, "duplicate": False}
-    event = WebhookEvent.objects.get()
-    assert event.status == EventStatus.RECEIVED and task_queue.size() == 0
-    with django_capture_on_commit_callbacks(execute=True):
-        assert webhook_sweep(now=event.enqueued_at + timedelta(seconds=61)) == [event.pk]
-    assert [t["args"][0] for t in task_queue.take()] == [event.pk]
+            assert response.status_code == 200 and response.json() == {"received": True, "duplicate": False}
+        assert calls == []
+        assert WebhookEvent.objects.filter(status=EventStatus.RECEIVED, enqueued_at__isnull=True).count() == 3
+
+        from webhooks.relay import webhook_relay_once
+
+        with pytest.raises(ConnectionError):
+            webhook_relay_once(broker=task_queue.broker)
+        assert calls  # the relay did try the broker...
+    # ...and its claim was rolled back: the events wait for the next pass.
+    assert WebhookEvent.objects.filter(enqueued_at__isnull=True).count() == 3
+    assert task_queue.size() == 0
+    assert len(task_queue.relay()) == 3
+    assert len(task_queue.take_events()) == 3
 
 
 def test_a_later_error_page_does_not_show_the_secrets_even_in_debug(sender_of, settings, monkeypatch):
@@ -273,7 +281,7 @@ def test_a_later_error_page_does_not_show_the_secrets_even_in_debug(sender_of, s
     def boom(*args, **kwargs):
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr("webhooks.intake._insert_event", boom)
+    monkeypatch.setattr(WebhookEvent.objects, "create", boom)
     event_id, body = sender.body()
     response = sender.post(Client(raise_request_exception=False), body, sender.headers(body, event_id))
     page = response.content.decode()
@@ -314,83 +322,6 @@ def test_an_error_report_during_verification_hides_the_secrets(sender_of, settin
     assert "********" in text
 
 
-def test_the_compiled_insert_stores_exactly_what_the_orm_would(sender_of, client):
-    """Intake stores events with an INSERT compiled once (webhooks.intake._insert_event):
-    every column must equal what WebhookEvent.objects.create() stores for the same values."""
-    from django.db import connection
-    from django.forms.models import model_to_dict
-
-    from webhooks import intake
-
-    assert intake._compile(connection) is not None  # the fast path, not the ORM fallback
-    sender = sender_of("standard")
-    event_id, body = sender.body()
-    assert sender.post(client, body, sender.headers(body, event_id)).status_code == 200
-    stored = WebhookEvent.objects.get(event_id=event_id)
-    orm = WebhookEvent.objects.create(
-        provider=stored.provider, event_id=event_id + "-orm", type=stored.type, raw_body=bytes(stored.raw_body),
-        payload=stored.payload, headers=stored.headers, request_id=stored.request_id,
-        received_at=stored.received_at, enqueued_at=stored.enqueued_at)
-    orm.refresh_from_db()
-    fields = [f.name for f in WebhookEvent._meta.concrete_fields if f.name not in ("id", "event_id")]
-    mine, theirs = model_to_dict(stored, fields), model_to_dict(orm, fields)
-    mine["raw_body"], theirs["raw_body"] = bytes(stored.raw_body), bytes(orm.raw_body)
-    assert mine == theirs
-    assert bytes(stored.raw_body) == body and stored.status == EventStatus.RECEIVED and stored.attempts == 0
-
-
-@pytest.mark.postgres
-def test_on_postgresql_the_insert_is_a_prepared_statement_and_duplicates_still_answer_200(sender_of, client):
-    """The INSERT runs on a server-binding cursor: prepared from its fifth run on the
-    connection, and a duplicate still surfaces as Django's IntegrityError (a 200)."""
-    sender = sender_of("standard")
-    for _ in range(6):
-        event_id, body = sender.body()
-        assert sender.post(client, body, sender.headers(body, event_id)).json() == {
-            "received": True, "duplicate": False}
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
-                       ['INSERT INTO "webhooks_webhookevent"%'])
-        assert cursor.fetchone()[0] == 1
-    answer = sender.post(client, body, sender.headers(body, event_id))
-    assert answer.json() == {"received": True, "duplicate": True}
-    assert WebhookEvent.objects.count() == 6
-
-
-def test_database_prepared_statements_env(monkeypatch):
-    from django.core.exceptions import ImproperlyConfigured
-
-    from config import env
-
-    for raw, expected in ((None, True), ("on", True), ("OFF", False), (" off ", False)):
-        if raw is None:
-            monkeypatch.delenv("DATABASE_PREPARED_STATEMENTS", raising=False)
-        else:
-            monkeypatch.setenv("DATABASE_PREPARED_STATEMENTS", raw)
-        assert env.database_prepared_statements() is expected
-    monkeypatch.setenv("DATABASE_PREPARED_STATEMENTS", "maybe")
-    with pytest.raises(ImproperlyConfigured, match="on or off"):
-        env.database_prepared_statements()
-
-
-def test_a_left_out_column_whose_database_default_differs_falls_back_to_the_orm(monkeypatch):
-    """The compiled INSERT leaves columns to their database defaults only when those equal
-    the model's: a model change that breaks that must not silently store other values."""
-    from django.db import connection
-    from django.db.models import Value
-
-    from webhooks import intake
-
-    status = WebhookEvent._meta.get_field("status")
-    assert intake._database_default_is_model_default(status)
-    monkeypatch.setattr(status, "db_default", Value("processing"))
-    assert not intake._database_default_is_model_default(status)
-    assert intake._compile(connection) is None
-    monkeypatch.setattr(WebhookEvent._meta.get_field("last_error"), "db_default", NOT_PROVIDED)
-    monkeypatch.setattr(status, "db_default", Value("received"))
-    assert intake._compile(connection) is None  # NOT NULL, no database default
-
-
 def test_meta_headers_read_the_environ_like_request_headers():
     from django.test import RequestFactory
 
@@ -428,26 +359,3 @@ def test_the_stored_payload_is_the_body_as_python_reads_it(sender_of, client, bo
     stored = WebhookEvent.objects.get(event_id="evt_payload")
     assert json.dumps(stored.payload, sort_keys=True) == json.dumps(json.loads(body), sort_keys=True)
     assert bytes(stored.raw_body) == body
-
-
-def test_code_running_ahead_of_its_migration_stores_with_the_orm_insert(monkeypatch, sender_of, client, caplog):
-    """Deployed before `migrate`: the columns lack their database defaults, so leaving
-    them out of the INSERT would fail every delivery; the ORM's INSERT names them all."""
-    from django.db import connection
-
-    from webhooks import intake
-
-    real = connection.introspection.get_table_description
-
-    def without_defaults(cursor, table):
-        return [c._replace(default=None) if c.name == "status" else c for c in real(cursor, table)]
-
-    monkeypatch.setattr(connection.introspection, "get_table_description", without_defaults)
-    monkeypatch.setattr(intake, "_compiled", {})
-    with caplog.at_level("WARNING", logger="webhooks.intake"):
-        assert intake._compile(connection) is None
-    assert "manage.py migrate" in caplog.text
-    sender = sender_of("standard")
-    event_id, body = sender.body()
-    assert sender.post(client, body, sender.headers(body, event_id)).status_code == 200
-    assert WebhookEvent.objects.get(event_id=event_id).status == EventStatus.RECEIVED

@@ -37,7 +37,7 @@ def test_charge_succeeded_marks_the_charge_succeeded_and_links_it(kind, provider
     p = provider if kind == "sandbox" else stripe_provider
     ch = charge(provider=p, provider_charge_id="pc_1")
     event = deliver(p, charge_event(event_id="evt_1", type_="charge.succeeded", charge_id="pc_1"))
-    assert (event.status, event.charge_id) == (EventStatus.PROCESSED, ch.pk)
+    assert (event.status, event.subject_type, event.subject_id) == (EventStatus.PROCESSED, "payments.charge", ch.pk)
     ch.refresh_from_db()
     assert ch.status == ChargeStatus.SUCCEEDED
     assert ch.history.get().source == "webhook:evt_1"
@@ -105,7 +105,7 @@ def test_event_without_a_charge_object_fails_with_a_clear_error(provider):
     assert event.last_error == "ValueError: the event has no data.object.id (charge id)"
 
 
-def test_forced_replay_of_processed_events_changes_no_charge(provider, django_capture_on_commit_callbacks):
+def test_forced_replay_of_processed_events_changes_no_charge(provider):
     ch = charge(provider=provider, provider_charge_id="pc_rep", status=ChargeStatus.SUCCEEDED)
     deliver(provider, charge_event(event_id="evt_rep1", type_="charge.refunded", charge_id="pc_rep",
                                    amount_refunded=400))
@@ -113,8 +113,7 @@ def test_forced_replay_of_processed_events_changes_no_charge(provider, django_ca
     ch.refresh_from_db()
     snapshot = (ch.status, ch.amount_refunded, ch.updated, ChargeStatusChange.objects.count())
 
-    with django_capture_on_commit_callbacks(execute=False):
-        outcome = webhook_replay(events=WebhookEvent.objects.all(), force=True)
+    outcome = webhook_replay(events=WebhookEvent.objects.all(), force=True)
     assert len(outcome.enqueued) == 2
     for event in WebhookEvent.objects.all():
         assert webhook_process(event_pk=event.pk) == EventStatus.PROCESSED
@@ -183,3 +182,34 @@ def test_any_order_and_duplication_ends_in_the_right_final_state(provider, case)
     ranks = {"pending": 0, "failed": 1, "succeeded": 1, "partially_refunded": 2, "refunded": 3}
     steps = [ranks[c.to_status] for c in ch.history.all()]
     assert steps == sorted(steps)
+
+
+def test_handlers_are_found_by_the_kinds_capability_not_its_name(provider):
+    """A kind gets the payments handlers by having the "payments" capability; a kind
+    without it (a generic Standard Webhooks sender) has its charge events ignored."""
+    from integrations.kinds import get_kind
+    from payments.handlers import charge_event as handler
+    from webhooks.registry import handler_for
+
+    assert "payments" in get_kind("sandbox").capabilities and "payments" not in get_kind("standard").capabilities
+    assert handler_for("sandbox", "charge.succeeded") is handler
+    assert handler_for("stripe", "charge.refunded") is handler
+    assert handler_for("standard", "charge.succeeded") is None
+    assert handler_for("no-such-kind", "charge.succeeded") is None
+
+    standard = Provider.objects.create(slug="std", name="Std", kind="standard", base_url="http://127.0.0.1:9")
+    charge(provider=standard, provider_charge_id="pc_std")
+    event = deliver(standard, charge_event(event_id="evt_std", type_="charge.succeeded", charge_id="pc_std"))
+    assert (event.status, event.subject_id) == (EventStatus.IGNORED, "")
+
+
+def test_a_capability_registered_for_a_block_reaches_every_kind_with_it(provider, stripe_provider):
+    from webhooks.registry import registered
+
+    seen = []
+    with registered("payments", "payout.paid", lambda event: seen.append(event.kind)):
+        for p in (provider, stripe_provider):
+            assert deliver(p, {"id": f"evt_{p.kind}", "type": "payout.paid"}).status == EventStatus.PROCESSED
+    assert seen == ["sandbox", "stripe"]
+    # Gone after the block: the next such event is ignored.
+    assert deliver(provider, {"id": "evt_after", "type": "payout.paid"}).status == EventStatus.IGNORED

@@ -34,16 +34,17 @@ class Flaky:
 
 @pytest.fixture
 def flaky():
-    """Register a handler for ("sandbox", "test.flaky") for the test; yields a factory."""
+    """Register a handler for ("payments", "test.flaky") for the test (the sandbox kind
+    has that capability); yields a factory."""
     with contextlib.ExitStack() as stack:
 
         def install(failures: int) -> Flaky:
-            return stack.enter_context(registry.registered("sandbox", "test.flaky", Flaky(failures)))
+            return stack.enter_context(registry.registered("payments", "test.flaky", Flaky(failures)))
 
         yield install
 
 
-def _drain(event_pk: int, task_queue, capture, *, start, max_rounds: int = 12) -> list:
+def _drain(event_pk: int, task_queue, *, start, max_rounds: int = 12) -> list:
     """Run the event like production does: the queued task, then sweeper passes at each
     due time (the clock is injected), until nothing is left to do. Returns the statuses."""
     statuses = [r for r in task_queue.run_all() if r]
@@ -53,27 +54,26 @@ def _drain(event_pk: int, task_queue, capture, *, start, max_rounds: int = 12) -
         if event.status != EventStatus.FAILED:
             break
         now = event.next_attempt_at
-        with capture(execute=True):  # the test's transaction never commits: run on_commit now
-            assert webhook_sweep(now=now) == [event_pk]
-        for task in task_queue.take():
-            statuses.append(webhook_process(event_pk=task["args"][0], now=now))
+        assert webhook_sweep(now=now) == [event_pk]
+        for event_pk, _ in task_queue.take_events():
+            statuses.append(webhook_process(event_pk=event_pk, now=now))
     return statuses
 
 
-def test_event_with_a_handler_is_processed_by_the_queued_task(provider, task_queue, client,
-                                                              django_capture_on_commit_callbacks):
+def test_event_with_a_handler_is_processed_by_the_queued_task(provider, task_queue, client):
     from tests.support.webhook_signing import as_meta, body_of, charge_event, standard_headers
 
     ch = charge(provider=provider, provider_charge_id="py_1")
     body = body_of(charge_event(event_id="evt_a", type_="charge.succeeded", charge_id="py_1"))
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/webhooks/sandbox/", data=body, content_type="application/json",
-                               **as_meta(standard_headers(body=body, msg_id="evt_a")))
+    response = client.post("/webhooks/sandbox/", data=body, content_type="application/json",
+                           **as_meta(standard_headers(body=body, msg_id="evt_a")))
     assert response.json() == {"received": True, "duplicate": False}
     assert WebhookEvent.objects.get().status == EventStatus.RECEIVED  # the answer did not wait
+    assert task_queue.relay() == [WebhookEvent.objects.get().pk]
     assert task_queue.run_all() == [EventStatus.PROCESSED]
     event = WebhookEvent.objects.get()
-    assert (event.status, event.attempts, event.charge_id) == (EventStatus.PROCESSED, 1, ch.pk)
+    assert (event.status, event.attempts) == (EventStatus.PROCESSED, 1)
+    assert (event.subject_type, event.subject_id) == ("payments.charge", ch.pk)
     assert event.processed_at is not None and event.last_error == ""
     assert Charge.objects.get().status == ChargeStatus.SUCCEEDED
 
@@ -95,14 +95,12 @@ def test_a_finished_event_is_not_processed_again(provider, flaky):
 
 
 def test_fails_three_times_then_succeeds_ends_processed_with_attempts_4(
-        provider, flaky, task_queue, django_capture_on_commit_callbacks):
+        provider, flaky, task_queue):
     handler = flaky(3)
     start = timezone.now()
     event = stored_event(provider=provider, type_="test.flaky", received_at=start)
-    from webhooks.queue import enqueue
-
-    enqueue(event_pk=event.pk, request_id="req-flaky")
-    statuses = _drain(event.pk, task_queue, django_capture_on_commit_callbacks, start=start)
+    assert task_queue.relay() == [event.pk]
+    statuses = _drain(event.pk, task_queue, start=start)
     assert statuses == [EventStatus.FAILED] * 3 + [EventStatus.PROCESSED]
     event.refresh_from_db()
     assert (event.status, event.attempts, handler.calls) == (EventStatus.PROCESSED, 4, 4)
@@ -110,14 +108,12 @@ def test_fails_three_times_then_succeeds_ends_processed_with_attempts_4(
 
 
 def test_always_failing_ends_dead_after_5_with_the_error_recorded(
-        provider, flaky, task_queue, django_capture_on_commit_callbacks):
+        provider, flaky, task_queue):
     handler = flaky(1000)
     start = timezone.now()
     event = stored_event(provider=provider, type_="test.flaky")
-    from webhooks.queue import enqueue
-
-    enqueue(event_pk=event.pk, request_id=None)
-    statuses = _drain(event.pk, task_queue, django_capture_on_commit_callbacks, start=start)
+    assert task_queue.relay() == [event.pk]
+    statuses = _drain(event.pk, task_queue, start=start)
     assert statuses == [EventStatus.FAILED] * 4 + [EventStatus.DEAD]
     event.refresh_from_db()
     assert (event.status, event.attempts, handler.calls) == (EventStatus.DEAD, 5, 5)
@@ -130,13 +126,11 @@ def test_always_failing_ends_dead_after_5_with_the_error_recorded(
 
 
 @override_settings(WEBHOOK_MAX_ATTEMPTS=3)
-def test_max_attempts_is_a_setting(provider, flaky, task_queue, django_capture_on_commit_callbacks):
+def test_max_attempts_is_a_setting(provider, flaky, task_queue):
     flaky(1000)
     event = stored_event(provider=provider, type_="test.flaky")
-    from webhooks.queue import enqueue
-
-    enqueue(event_pk=event.pk, request_id=None)
-    assert _drain(event.pk, task_queue, django_capture_on_commit_callbacks, start=timezone.now())[-1] == EventStatus.DEAD
+    assert task_queue.relay() == [event.pk]
+    assert _drain(event.pk, task_queue, start=timezone.now())[-1] == EventStatus.DEAD
     assert WebhookEvent.objects.get(pk=event.pk).attempts == 3
 
 
@@ -166,24 +160,39 @@ def test_a_failed_attempt_rolls_back_the_handlers_writes(provider, flaky):
         Charge.objects.filter(pk=ch.pk).update(description="half-done")
         raise RuntimeError("after writing")
 
-    with registry.registered("sandbox", "test.partial", writes_then_fails):
+    with registry.registered("payments", "test.partial", writes_then_fails):
         event = stored_event(provider=provider, type_="test.partial")
         assert webhook_process(event_pk=event.pk) == EventStatus.FAILED
     assert Charge.objects.get(pk=ch.pk).description == ""
 
 
-def test_sweeper_re_enqueues_received_events_the_queue_lost(provider, task_queue,
-                                                             django_capture_on_commit_callbacks):
+def test_sweeper_re_enqueues_received_events_the_queue_lost(provider, task_queue):
     now = timezone.now()
     lost = stored_event(provider=provider, type_="x", enqueued_at=now - timedelta(seconds=61), request_id="r-9")
     stored_event(provider=provider, type_="x", enqueued_at=now - timedelta(seconds=5))  # still in the queue
-    with django_capture_on_commit_callbacks(execute=True):
-        assert webhook_sweep(now=now) == [lost.pk]
-    [task] = task_queue.take()
-    assert task["args"] == (lost.pk,) and task["kwargs"] == {"request_id": "r-9"}
+    assert webhook_sweep(now=now) == [lost.pk]
+    assert task_queue.take_events() == [(lost.pk, "r-9")]
     lost.refresh_from_db()
     assert lost.enqueued_at == now
     assert webhook_sweep(now=now + timedelta(seconds=30)) == []  # not again until stale again
+
+
+def test_sweeper_enqueues_events_the_relay_never_handed_on(provider, task_queue):
+    """No relay running: stored and replayed events still reach the queue, only later."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=61)
+    orphan = stored_event(provider=provider, type_="x", received_at=stale, request_id="r-1")
+    stored_event(provider=provider, type_="x", received_at=now - timedelta(seconds=5))  # the relay's, for now
+    # Received long ago but replayed just now: the relay's too.
+    stored_event(provider=provider, type_="x", received_at=stale, replayed_at=now - timedelta(seconds=5))
+    replayed_long_ago = stored_event(provider=provider, type_="x", received_at=stale - timedelta(days=1),
+                                     replayed_at=stale)
+    assert webhook_sweep(now=now) == [orphan.pk, replayed_long_ago.pk]
+    assert task_queue.take_events() == [(orphan.pk, "r-1"), (replayed_long_ago.pk, None)]
+    orphan.refresh_from_db()
+    assert orphan.enqueued_at == now  # handed on: the relay leaves it alone now
+    assert task_queue.relay() == [WebhookEvent.objects.filter(received_at__gt=stale).get().pk,
+                                  WebhookEvent.objects.get(replayed_at__gt=stale).pk]
 
 
 def test_a_worker_lost_mid_processing_is_retried_not_lost(provider, flaky, task_queue):
@@ -196,7 +205,7 @@ def test_a_worker_lost_mid_processing_is_retried_not_lost(provider, flaky, task_
     assert webhook_sweep(now=now) == []
     later = now + timedelta(seconds=61)
     assert webhook_sweep(now=later) == [event.pk]
-    task_queue.take()
+    assert task_queue.take_events() == [(event.pk, None)]
     assert webhook_process(event_pk=event.pk, now=later) == EventStatus.PROCESSED
     event.refresh_from_db()
     assert (event.status, event.attempts, handler.calls) == (EventStatus.PROCESSED, 2, 1)
@@ -251,14 +260,42 @@ def test_the_task_logs_under_the_request_id_of_the_delivery(provider, flaky, cap
     assert record.request_id == "req-from-intake"
 
 
-def test_scheduled_task_entry_points_run_the_sweeper_and_retention(provider, django_capture_on_commit_callbacks,
-                                                                   task_queue):
+def test_a_batch_task_processes_each_event_on_its_own_under_its_request_id(provider, flaky, caplog, monkeypatch):
+    """One event crashing outside its handler (here: the claim itself) does not stop the
+    rest of its batch; each runs under the id of the request that delivered it."""
+    import logging
+
+    from webhooks import processing
+    from webhooks.tasks import process_events
+
+    flaky(0)
+    a, b, c = (stored_event(provider=provider, type_="test.flaky", request_id=f"req-{n}") for n in "abc")
+    real_claim, seen = processing._claim, []
+
+    def claim(event_pk, now):
+        from config.request_id import current
+
+        seen.append(current())
+        if event_pk == b.pk:
+            raise RuntimeError("database hiccup")
+        return real_claim(event_pk, now)
+
+    monkeypatch.setattr(processing, "_claim", claim)
+    with caplog.at_level(logging.ERROR, logger="webhooks"):
+        assert process_events([[a.pk, "req-a"], [b.pk, "req-b"], [c.pk, "req-c"]]) == [
+            "processed", None, "processed"]
+    assert seen == ["req-a", "req-b", "req-c"]
+    [record] = [r for r in caplog.records if r.getMessage() == "webhook processing crashed"]
+    assert record.event == b.pk and record.request_id == "req-b"
+    assert WebhookEvent.objects.get(pk=b.pk).status == EventStatus.RECEIVED  # left for the sweeper
+
+
+def test_scheduled_task_entry_points_run_the_sweeper_and_retention(provider, task_queue):
     from webhooks.tasks import purge_bodies, sweep
 
     old = timezone.now() - timedelta(days=40)
     stored_event(provider=provider, type_="x", enqueued_at=old)
     stored_event(provider=provider, type_="x", status=EventStatus.PROCESSED, processed_at=old)
-    with django_capture_on_commit_callbacks(execute=True):
-        assert sweep() == 1
+    assert sweep() == 1
     assert purge_bodies() == 1
     assert len(task_queue.take()) == 1

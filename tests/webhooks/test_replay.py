@@ -31,30 +31,31 @@ def events(provider):
             for status in EventStatus.values}
 
 
-def test_replay_resets_dead_and_failed_events_and_records_who(events, task_queue,
-                                                             django_capture_on_commit_callbacks):
+def test_replay_resets_dead_and_failed_events_and_records_who(events, task_queue):
     user = User.objects.create_user("ops")
     now = timezone.now()
-    with django_capture_on_commit_callbacks(execute=True):
-        outcome = webhook_replay(events=WebhookEvent.objects.all(), by=user, now=now)
+    WebhookEvent.objects.update(enqueued_at=now)  # all handed on before
+    outcome = webhook_replay(events=WebhookEvent.objects.all(), by=user, now=now)
     replayed = {r.previous_status for r in outcome.enqueued}
     assert replayed == {"received", "failed", "dead"}
     assert len(outcome.skipped_final) == 2 and len(outcome.skipped_processing) == 1
     dead = WebhookEvent.objects.get(event_id="evt_dead")
     assert (dead.status, dead.attempts, dead.replayed_by, dead.replayed_at, dead.replay_count) == (
         EventStatus.RECEIVED, 0, user, now, 1)
-    assert sorted(t["args"][0] for t in task_queue.take()) == sorted(r.pk for r in outcome.enqueued)
+    assert dead.enqueued_at is None  # for the relay, like a new event
+    assert task_queue.size() == 0  # replaying calls no broker
+    assert sorted(task_queue.relay()) == sorted(r.pk for r in outcome.enqueued)
+    assert sorted(pk for pk, _ in task_queue.take_events()) == sorted(r.pk for r in outcome.enqueued)
     assert WebhookEvent.objects.get(event_id="evt_processed").status == EventStatus.PROCESSED
 
 
-def test_force_replays_processed_and_ignored_events(events, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False):
-        outcome = webhook_replay(events=WebhookEvent.objects.filter(event_id__in=["evt_processed", "evt_ignored"]),
+def test_force_replays_processed_and_ignored_events(events):
+    outcome = webhook_replay(events=WebhookEvent.objects.filter(event_id__in=["evt_processed", "evt_ignored"]),
                                  force=True)
     assert {r.previous_status for r in outcome.enqueued} == {"processed", "ignored"}
 
 
-def test_events_with_a_purged_body_are_not_replayed(events, django_capture_on_commit_callbacks):
+def test_events_with_a_purged_body_are_not_replayed(events):
     WebhookEvent.objects.filter(event_id="evt_dead").update(body_purged_at=timezone.now())
     outcome = webhook_replay(events=WebhookEvent.objects.filter(event_id="evt_dead"))
     assert outcome.enqueued == [] and len(outcome.skipped_purged) == 1
@@ -96,22 +97,20 @@ def _command(*args) -> str:
     return out.getvalue()
 
 
-def test_command_replays_by_status_and_prints_what_it_enqueued(events, task_queue,
-                                                              django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        output = _command("--status", "dead")
+def test_command_replays_by_status_and_prints_what_it_enqueued(events, task_queue):
+    output = _command("--status", "dead")
     dead = events["dead"]
     assert f"enqueued {dead.pk} sandbox evt_dead charge.succeeded (was dead)" in output
     assert output.strip().endswith("1 event(s) enqueued")
-    assert [t["args"][0] for t in task_queue.take()] == [dead.pk]
+    assert task_queue.relay() == sorted([dead.pk, events["received"].pk])  # the received one was never relayed
+    assert sorted(pk for pk, _ in task_queue.take_events()) == sorted([dead.pk, events["received"].pk])
 
 
-def test_command_needs_force_for_processed_events(events, django_capture_on_commit_callbacks):
+def test_command_needs_force_for_processed_events(events):
     output = _command("--id", "evt_processed")
     assert "skipped 1 processed/ignored event(s) (use --force" in output
     assert output.strip().endswith("0 event(s) enqueued")
-    with django_capture_on_commit_callbacks(execute=False):
-        output = _command("--id", "evt_processed", "--force")
+    output = _command("--id", "evt_processed", "--force")
     assert "(was processed)" in output
 
 
@@ -193,37 +192,34 @@ def test_replay_actions_need_the_replay_permission(client, staff, events):
         assert action in page
 
 
-def test_admin_replay_action_records_the_user(client, staff, events, django_capture_on_commit_callbacks):
+def test_admin_replay_action_records_the_user(client, staff, events):
     _grant_replay(staff)
     client.force_login(staff)
-    with django_capture_on_commit_callbacks(execute=False):
-        response = client.post(CHANGELIST, {"action": "replay_selected",
-                                            "_selected_action": [events["dead"].pk, events["processed"].pk]},
-                               follow=True)
+    response = client.post(CHANGELIST, {"action": "replay_selected",
+                                        "_selected_action": [events["dead"].pk, events["processed"].pk]},
+                           follow=True)
     page = response.content.decode()
     assert "Replayed 1 event(s)" in page and "Force replay" in page
     dead = WebhookEvent.objects.get(event_id="evt_dead")
     assert (dead.status, dead.replayed_by) == (EventStatus.RECEIVED, staff)
     assert WebhookEvent.objects.get(event_id="evt_processed").status == EventStatus.PROCESSED
 
-    with django_capture_on_commit_callbacks(execute=False):
-        client.post(CHANGELIST, {"action": "force_replay_selected", "_selected_action": [events["processed"].pk]})
+    client.post(CHANGELIST, {"action": "force_replay_selected", "_selected_action": [events["processed"].pk]})
     assert WebhookEvent.objects.get(event_id="evt_processed").status == EventStatus.RECEIVED
 
 
-def test_admin_bulk_replay_of_dead_letters(client, staff, provider, django_capture_on_commit_callbacks):
+def test_admin_bulk_replay_of_dead_letters(client, staff, provider):
     _grant_replay(staff)
     client.force_login(staff)
     dead = [stored_event(provider=provider, type_="x", status=EventStatus.DEAD) for _ in range(3)]
     done = stored_event(provider=provider, type_="x", status=EventStatus.PROCESSED)
-    with django_capture_on_commit_callbacks(execute=False):
-        client.post(CHANGELIST, {"action": "replay_dead_letters", "select_across": "1", "index": "0",
-                                 "_selected_action": [e.pk for e in [*dead, done]]})
+    client.post(CHANGELIST, {"action": "replay_dead_letters", "select_across": "1", "index": "0",
+                             "_selected_action": [e.pk for e in [*dead, done]]})
     assert WebhookEvent.objects.filter(status=EventStatus.RECEIVED).count() == 3
     assert WebhookEvent.objects.get(pk=done.pk).status == EventStatus.PROCESSED
 
 
-def test_detail_shows_formatted_body_charge_link_and_no_signature(client, staff, provider):
+def test_detail_shows_formatted_body_and_no_signature_and_the_subject_has_an_admin_url(client, staff, provider):
     from tests.support.webhook_signing import as_meta, body_of, charge_event, standard_headers
 
     ch = charge(provider=provider, provider_charge_id="pc_adm")
@@ -235,6 +231,17 @@ def test_detail_shows_formatted_body_charge_link_and_no_signature(client, staff,
     client.force_login(staff)
     page = client.get(f"{CHANGELIST}{event.pk}/change/").content.decode()
     assert "&quot;amount&quot;: 1000,\n" in page  # indented JSON, one key per line
-    assert ch.pk in page
+    event.refresh_from_db()
+    assert event.subject_admin_url() == f"/admin/payments/charge/{ch.pk}/change/"
+    assert f'href="/admin/payments/charge/{ch.pk}/change/"' in page and ch.pk in page
     assert headers["webhook-signature"].split(",")[1] not in page
     assert "whsec_" not in page
+
+
+def test_subject_admin_url_is_none_without_a_subject_or_an_admin_page(provider):
+    event = stored_event(provider=provider, type_="x")
+    assert event.subject_admin_url() is None
+    event.subject_type, event.subject_id = "payments.charge", "ch_1"
+    assert event.subject_admin_url() == "/admin/payments/charge/ch_1/change/"
+    event.subject_type = "nowhere.thing"
+    assert event.subject_admin_url() is None

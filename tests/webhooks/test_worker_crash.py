@@ -7,18 +7,16 @@ import signal
 import subprocess
 import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
+from tests.support.databases import database_url
+from tests.support.processes import ROOT
 from tests.webhooks.factories import stored_event
 from webhooks import registry
 from webhooks.models import EventStatus, WebhookEvent
 from webhooks.processing import webhook_process, webhook_sweep
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # The doomed worker: a handler that announces itself, then hangs until killed.
 WORKER = """
@@ -31,22 +29,15 @@ def hang(event):
     print("started", flush=True)
     threading.Event().wait()
 
-with registry.registered("sandbox", "test.crash", hang):
+with registry.registered("payments", "test.crash", hang):
     webhook_process(event_pk=int(sys.argv[1]))
 """
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_event_of_a_killed_worker_is_picked_up_again(provider, task_queue):
     event = stored_event(provider=provider, type_="test.crash")
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
     worker = subprocess.Popen([sys.executable, "-c", WORKER, str(event.pk)], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -65,9 +56,9 @@ def test_event_of_a_killed_worker_is_picked_up_again(provider, task_queue):
     assert webhook_sweep(now=now) == []  # it might still be running: not yet
     later = event.claimed_at + timedelta(seconds=121)
     assert webhook_sweep(now=later) == [event.pk]
-    assert [t["args"][0] for t in task_queue.take()] == [event.pk]  # back on the real queue
+    assert task_queue.take_events() == [(event.pk, None)]  # back on the real queue
     calls = []
-    with registry.registered("sandbox", "test.crash", calls.append):
+    with registry.registered("payments", "test.crash", calls.append):
         assert webhook_process(event_pk=event.pk, now=later) == EventStatus.PROCESSED
     event = WebhookEvent.objects.get(pk=event.pk)
     assert (event.status, event.attempts, len(calls)) == (EventStatus.PROCESSED, 2, 1)

@@ -1,4 +1,6 @@
-"""Charge events from Stripe and the sandbox (same shape: `data.object` is the charge).
+"""Webhook handlers for charge events, for every provider kind with the "payments"
+capability (Stripe and the sandbox today; same shape: `data.object` is the charge).
+Registered when the payments app is ready.
 
 The charge is found by (provider, provider charge id) and moved with
 `payments.state.charge_apply_state`, which only ever moves it forward: a late
@@ -14,7 +16,6 @@ from payments.state import ProviderChargeState, charge_apply_state
 from webhooks.errors import HandlerRetry
 from webhooks.registry import Event, HandlerResult, webhook_handler
 
-PAYMENT_KINDS = ("stripe", "sandbox")
 CHARGE_EVENTS = ("charge.succeeded", "charge.failed", "charge.refunded")
 
 
@@ -47,7 +48,7 @@ def state_for(type_: str, obj: dict) -> ProviderChargeState:
                                amount_refunded=refunded, provider_charge_id=obj["id"])
 
 
-@webhook_handler(kinds=PAYMENT_KINDS, types=CHARGE_EVENTS)
+@webhook_handler(capability="payments", types=CHARGE_EVENTS)
 def charge_event(event: Event) -> HandlerResult:
     obj = charge_object(event.payload)
     state = state_for(event.type, obj)
@@ -57,4 +58,4 @@ def charge_event(event: Event) -> HandlerResult:
         # The webhook can beat the API's own write of the provider charge id: try again later.
         raise HandlerRetry(f"no charge of this provider has provider_charge_id {obj['id']!r} yet")
     charge_apply_state(charge_id=charge_id, state=state, source=f"webhook:{event.event_id}")
-    return HandlerResult(charge_id=charge_id)
+    return HandlerResult(subject_type=Charge._meta.label_lower, subject_id=charge_id)
