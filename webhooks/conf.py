@@ -1,48 +1,41 @@
-"""Webhook settings with their defaults; tests change them with override_settings.
-
-Each value is read at the moment it is used (not at import), so an override applies.
-"""
+"""The webhooks app's settings: `webhook_settings.X` is the Django setting WEBHOOK_X, or
+its default below (config/app_settings.py)."""
 
 from __future__ import annotations
 
-from django.conf import settings
+from config.app_settings import AppSettings
 
-DEFAULTS = {
+webhook_settings = AppSettings("WEBHOOK_", {
     # Largest accepted body in bytes (413 above it), checked before and while reading.
-    "WEBHOOK_MAX_BODY_BYTES": 1024 * 1024,
+    "MAX_BODY_BYTES": 1024 * 1024,
     # Processing attempts before an event is dead-lettered.
-    "WEBHOOK_MAX_ATTEMPTS": 5,
+    "MAX_ATTEMPTS": 5,
     # Retry n waits min(max, base * 2**(n-1)) seconds.
-    "WEBHOOK_RETRY_BASE_SECONDS": 30.0,
-    "WEBHOOK_RETRY_MAX_SECONDS": 3600.0,
+    "RETRY_BASE_SECONDS": 30.0,
+    "RETRY_MAX_SECONDS": 3600.0,
     # A `received` event not picked up after this long was lost by the queue, or never
     # handed to it (the relay is down): the sweeper enqueues it.
-    "WEBHOOK_STALE_RECEIVED_SECONDS": 60.0,
+    "STALE_RECEIVED_SECONDS": 60.0,
     # A `processing` event older than this lost its worker (must exceed the task timeout).
-    "WEBHOOK_STALE_PROCESSING_SECONDS": 120.0,
+    "STALE_PROCESSING_SECONDS": 120.0,
     # Raw bodies of processed/ignored events older than this are purged.
-    "WEBHOOK_BODY_RETENTION_DAYS": 30,
+    "BODY_RETENTION_DAYS": 30,
     # Seconds a process may reuse a provider and its valid secrets for verification,
     # while the shared version is unchanged (only writes that bypass signals wait for
     # this); 0 reads them for every delivery. See webhooks/verify_cache.py.
-    "WEBHOOK_VERIFY_CACHE_SECONDS": 5,
+    "VERIFY_CACHE_SECONDS": 5,
     # How often a process reads that shared version: a provider or credential saved in
     # another process applies here within this long (in the saving process at once);
     # 0 reads it for every delivery.
-    "WEBHOOK_VERIFY_CACHE_RECHECK_SECONDS": 0.1,
+    "VERIFY_CACHE_RECHECK_SECONDS": 0.1,
     # At most this many events are re-enqueued per sweep, so a backlog drains gradually.
-    "WEBHOOK_SWEEP_BATCH": 500,
+    "SWEEP_BATCH": 500,
     # The relay looks for new events this often while there are none (seconds); after a
     # full batch it looks again at once.
-    "WEBHOOK_RELAY_POLL_SECONDS": 0.05,
+    "RELAY_POLL_SECONDS": 0.05,
     # Events the relay claims and enqueues per transaction.
-    "WEBHOOK_RELAY_BATCH": 100,
+    "RELAY_BATCH": 100,
     # Events per task at most: a batch is spread over the cluster's workers in tasks of
     # up to this many, so a worker's per-task cost is shared without idling the others.
-    "WEBHOOK_TASK_BATCH": 10,
-}
-
-
-def get(name: str):
-    """The setting `name` (one of DEFAULTS), from Django settings when defined there."""
-    return getattr(settings, name, DEFAULTS[name])
+    "TASK_BATCH": 10,
+})

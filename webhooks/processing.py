@@ -18,7 +18,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from webhooks import conf, metrics
+from webhooks import metrics
+from webhooks.conf import webhook_settings
 from webhooks.models import EventStatus, WebhookEvent
 from webhooks.registry import Event, handler_for
 
@@ -31,20 +32,20 @@ class _LostClaim(Exception):
 
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff after the `attempts`-th failed attempt."""
-    base, cap = conf.get("WEBHOOK_RETRY_BASE_SECONDS"), conf.get("WEBHOOK_RETRY_MAX_SECONDS")
+    base, cap = webhook_settings.RETRY_BASE_SECONDS, webhook_settings.RETRY_MAX_SECONDS
     return timedelta(seconds=min(cap, base * 2 ** max(attempts - 1, 0)))
 
 
 def _claimable(now: datetime) -> Q:
     """Rows a worker may start an attempt on at `now`."""
-    stale = now - timedelta(seconds=conf.get("WEBHOOK_STALE_PROCESSING_SECONDS"))
+    stale = now - timedelta(seconds=webhook_settings.STALE_PROCESSING_SECONDS)
     return (Q(status=EventStatus.RECEIVED)
             | Q(status=EventStatus.FAILED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
             | Q(status=EventStatus.PROCESSING, claimed_at__lt=stale))
 
 
 def _claim(event_pk: int, now: datetime) -> WebhookEvent | None:
-    max_attempts = conf.get("WEBHOOK_MAX_ATTEMPTS")
+    max_attempts = webhook_settings.MAX_ATTEMPTS
     with transaction.atomic():
         # The row lock makes concurrent tasks for one event queue up here; the loser then
         # sees `processing` and leaves. (SQLite: the IMMEDIATE transaction serialises.)
@@ -117,7 +118,7 @@ def webhook_process(*, event_pk: int, now: datetime | None = None) -> str | None
 def _record_failure(event: WebhookEvent, err: Exception, now: datetime, mine) -> str:
     error = f"{type(err).__name__}: {err}"[:2000]
     trace = "".join(traceback.format_exception(err))[-20000:]
-    if event.attempts >= conf.get("WEBHOOK_MAX_ATTEMPTS"):
+    if event.attempts >= webhook_settings.MAX_ATTEMPTS:
         status, next_at = EventStatus.DEAD, None
     else:
         status, next_at = EventStatus.FAILED, now + retry_delay(event.attempts)
@@ -140,8 +141,8 @@ def webhook_sweep(*, now: datetime | None = None) -> list[int]:
     from webhooks.queue import enqueue_events
 
     now = now or timezone.now()
-    stale_received = now - timedelta(seconds=conf.get("WEBHOOK_STALE_RECEIVED_SECONDS"))
-    lost_processing = now - timedelta(seconds=conf.get("WEBHOOK_STALE_PROCESSING_SECONDS"))
+    stale_received = now - timedelta(seconds=webhook_settings.STALE_RECEIVED_SECONDS)
+    lost_processing = now - timedelta(seconds=webhook_settings.STALE_PROCESSING_SECONDS)
     never_relayed = (Q(status=EventStatus.RECEIVED, enqueued_at__isnull=True, received_at__lt=stale_received)
                      & (Q(replayed_at__isnull=True) | Q(replayed_at__lt=stale_received)))
     wanted = (never_relayed
@@ -150,7 +151,7 @@ def webhook_sweep(*, now: datetime | None = None) -> list[int]:
               | Q(status=EventStatus.FAILED, next_attempt_at__lte=now))
     with transaction.atomic():
         rows = list(WebhookEvent.objects.select_for_update(skip_locked=True).filter(wanted).order_by("pk")
-                    .values_list("pk", "request_id")[: conf.get("WEBHOOK_SWEEP_BATCH")])
+                    .values_list("pk", "request_id")[: webhook_settings.SWEEP_BATCH])
         if rows:
             WebhookEvent.objects.filter(pk__in=[pk for pk, _ in rows]).update(enqueued_at=now)
             enqueue_events(rows)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from django_q.conf import Conf
 from django_q.tasks import async_task
 
-from webhooks import conf
+from webhooks.conf import webhook_settings
 
 TASK = "webhooks.tasks.process_events"
 
@@ -24,7 +24,7 @@ def task_batches(rows: Sequence[Row]) -> list[list[Row]]:
     another holds a long batch), of at most WEBHOOK_TASK_BATCH events each."""
     if not rows:
         return []
-    size = max(1, min(conf.get("WEBHOOK_TASK_BATCH"), math.ceil(len(rows) / max(Conf.WORKERS or 1, 1))))
+    size = max(1, min(webhook_settings.TASK_BATCH, math.ceil(len(rows) / max(Conf.WORKERS or 1, 1))))
     return [list(rows[i:i + size]) for i in range(0, len(rows), size)]
 
 

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_q.brokers import get_broker
 
-from webhooks import conf
+from webhooks.conf import webhook_settings
 from webhooks.models import EventStatus, WebhookEvent
 from webhooks.queue import enqueue_events
 
@@ -35,7 +35,7 @@ def unrelayed():
 def webhook_relay_once(*, broker=None, limit: int | None = None, now: datetime | None = None) -> list[int]:
     """One pass: claim up to `limit` (WEBHOOK_RELAY_BATCH) unrelayed events, oldest first,
     mark them enqueued and enqueue their tasks; returns their ids."""
-    limit = limit or conf.get("WEBHOOK_RELAY_BATCH")
+    limit = limit or webhook_settings.RELAY_BATCH
     if not unrelayed().exists():
         return []  # idle: no write transaction (on SQLite it would take the write lock)
     with transaction.atomic():
@@ -52,8 +52,8 @@ def webhook_relay_run(stop: threading.Event, *, poll: float | None = None, limit
     the relay waits `poll` seconds (WEBHOOK_RELAY_POLL_SECONDS). An error (database or
     broker down) is logged and the pass retried with a growing wait; the events wait in
     their rows meanwhile."""
-    poll = conf.get("WEBHOOK_RELAY_POLL_SECONDS") if poll is None else poll
-    limit = limit or conf.get("WEBHOOK_RELAY_BATCH")
+    poll = webhook_settings.RELAY_POLL_SECONDS if poll is None else poll
+    limit = limit or webhook_settings.RELAY_BATCH
     broker = get_broker()  # one connection for the relay's life, not one per task
     failures = 0
     while not stop.is_set():

@@ -37,7 +37,7 @@ from typing import TypeVar
 from django.db import transaction
 
 from integrations import shared_state
-from webhooks import conf
+from webhooks.conf import webhook_settings
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def shared_version() -> str | None:
 def cached(key: Hashable, loader: Callable[[], T]) -> T:
     """loader() through the cache (when enabled). Only found values should be cached:
     callers raise for misses, so unknown slugs never fill it."""
-    ttl = conf.get("WEBHOOK_VERIFY_CACHE_SECONDS")
+    ttl = webhook_settings.VERIFY_CACHE_SECONDS
     if ttl <= 0:
         return loader()
     now = _clock()
@@ -98,7 +98,7 @@ def _current_version(now: float) -> str | None:
     since the last read; a new one drops every entry at once, rather than as each is next
     used, so revoked secrets do not linger in this process's memory."""
     global _seen_version, _version_read_at
-    if _seen_version is not None and now - _version_read_at < conf.get("WEBHOOK_VERIFY_CACHE_RECHECK_SECONDS"):
+    if _seen_version is not None and now - _version_read_at < webhook_settings.VERIFY_CACHE_RECHECK_SECONDS:
         return _seen_version
     version = shared_version()
     if version != _seen_version:

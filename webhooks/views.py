@@ -8,7 +8,8 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from config.errors import error_response
-from webhooks import conf, metrics
+from webhooks import metrics
+from webhooks.conf import webhook_settings
 from webhooks.errors import IntakeError, PayloadTooLarge
 from webhooks.intake import intake_target, webhook_receive
 
@@ -99,7 +100,7 @@ def receive(request, slug: str):
         metrics.intake_total.labels("unknown", err.code).inc()
         return error_response(err.code, err.message, err.status_code)
     try:
-        body = read_body(request, conf.get("WEBHOOK_MAX_BODY_BYTES"))
+        body = read_body(request, webhook_settings.MAX_BODY_BYTES)
         result = webhook_receive(target=target, headers=MetaHeaders(request.META), body=body,
                                  request_id=getattr(request, "request_id", None))
     except IntakeError as err:

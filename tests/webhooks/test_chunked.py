@@ -10,7 +10,7 @@ from django.core.handlers.wsgi import WSGIRequest
 
 from tests.support import webhook_signing as signing
 from tests.support.web_server import gunicorn_server, post_chunked
-from webhooks import conf
+from webhooks.conf import webhook_settings
 from webhooks.errors import PayloadTooLarge
 from webhooks.models import WebhookEvent
 from webhooks.views import READ_CHUNK_BYTES, read_body
@@ -107,7 +107,7 @@ def test_a_signed_chunked_delivery_is_accepted_and_stored(web_url, sender_of, ta
 @pytest.mark.django_db(transaction=True)
 def test_a_signed_chunked_body_of_exactly_the_limit_is_accepted(web_url, sender_of):
     sender = sender_of("standard")
-    limit = conf.get("WEBHOOK_MAX_BODY_BYTES")
+    limit = webhook_settings.MAX_BODY_BYTES
     prefix = b'{"type":"test.event","pad":"'
     body = prefix + b"p" * (limit - len(prefix) - 2) + b'"}'
     assert len(body) == limit
@@ -119,7 +119,7 @@ def test_a_signed_chunked_body_of_exactly_the_limit_is_accepted(web_url, sender_
 @pytest.mark.django_db(transaction=True)
 def test_a_chunked_body_over_the_limit_is_413_and_stores_nothing(web_url, sender_of):
     sender = sender_of("stripe")
-    limit = conf.get("WEBHOOK_MAX_BODY_BYTES")
+    limit = webhook_settings.MAX_BODY_BYTES
     body = signing.body_of({"id": "evt_big", "type": "x", "pad": "p" * (limit + 10_000)})
     answer = post_chunked(_url(web_url, sender), body, sender.headers(body, "evt_big"))
     assert answer.status == 413, answer.body

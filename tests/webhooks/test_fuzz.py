@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from integrations.kinds import all_kinds
 from tests.support import webhook_signing as signing
 from tests.support.web_server import gunicorn_server, post_chunked
-from webhooks import conf
+from webhooks.conf import webhook_settings
 from webhooks.models import WebhookEvent
 from webhooks.schemes import scheme_for
 
@@ -319,7 +319,7 @@ def web_url(django_db_setup, tmp_path_factory):
 def test_chunked_deliveries_through_gunicorn_are_answered_within_the_contract(web_url, sender_of, task_queue):
     """(`task_queue` purges what the server queued: a Redis broker outlives the database flush.)"""
     senders = {kind: sender_of(kind) for kind in KINDS}
-    wire = Wire(conf.get("WEBHOOK_MAX_BODY_BYTES"), wire_text, WIRE_HOSTILE, WIRE_ODD_CHARS)
+    wire = Wire(webhook_settings.MAX_BODY_BYTES, wire_text, WIRE_HOSTILE, WIRE_ODD_CHARS)
 
     def run(data, scenario):
         delivery = draw_delivery(data.draw, senders[data.draw(st.sampled_from(KINDS))], wire, scenario)

@@ -7,7 +7,7 @@ import signal
 import threading
 
 from config.commands import Command as BaseCommand
-from webhooks import conf
+from webhooks.conf import webhook_settings
 from webhooks.relay import webhook_relay_run
 
 logger = logging.getLogger("webhooks.relay")
@@ -22,10 +22,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--poll", type=float, default=None, metavar="SECONDS",
                             help="Wait between passes while idle (default: WEBHOOK_RELAY_POLL_SECONDS, "
-                                 f"{conf.DEFAULTS['WEBHOOK_RELAY_POLL_SECONDS']}).")
+                                 f"{webhook_settings.RELAY_POLL_SECONDS}).")
         parser.add_argument("--batch", type=int, default=None, metavar="N",
                             help="Events claimed per pass (default: WEBHOOK_RELAY_BATCH, "
-                                 f"{conf.DEFAULTS['WEBHOOK_RELAY_BATCH']}).")
+                                 f"{webhook_settings.RELAY_BATCH}).")
 
     def handle(self, *args, poll=None, batch=None, **options):
         stop = threading.Event()
@@ -34,8 +34,8 @@ class Command(BaseCommand):
             stop.set()
 
         previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
-        poll = conf.get("WEBHOOK_RELAY_POLL_SECONDS") if poll is None else poll
-        batch = batch or conf.get("WEBHOOK_RELAY_BATCH")
+        poll = webhook_settings.RELAY_POLL_SECONDS if poll is None else poll
+        batch = batch or webhook_settings.RELAY_BATCH
         logger.info("webhook relay started", extra={"poll_seconds": poll, "batch": batch})
         self.stdout.write(f"webhook relay running (poll {poll}s, batch {batch}); SIGTERM or Ctrl-C stops it")
         try:
