@@ -91,6 +91,7 @@ class ProviderAdmin(admin.ModelAdmin):
         ("Circuit breaker and rate limit", {"fields": ["circuit_failure_threshold", "circuit_open_seconds",
                                                        "rate_limit_requests", "rate_limit_period"]}),
         ("Caching and webhooks", {"fields": ["cache_ttl", "webhook_tolerance"]}),
+        ("Email", {"fields": ["email_from"]}),
     ]
 
 

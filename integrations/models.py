@@ -83,6 +83,10 @@ class Provider(models.Model):
     oauth_token_url = models.CharField(max_length=300, blank=True, default="",
                                        help_text="OAuth2 token endpoint: absolute, or a path under the base URL.")
     oauth_scope = models.CharField(max_length=300, blank=True, default="")
+    email_from = models.CharField(
+        max_length=320, blank=True, default="",
+        help_text="Email providers: the sender when a request gives no `from`, e.g. "
+                  "'Shop <no-reply@shop.example>'. Blank: requests must give one.")
     webhook_tolerance = models.PositiveIntegerField(
         default=300, validators=[MinValueValidator(1), MaxValueValidator(3600)],
         help_text="Seconds a webhook timestamp may differ from now, either way.")

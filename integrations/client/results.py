@@ -28,6 +28,9 @@ class CallResult:
     (adapters read decline details from it). `error_code` is None when ok, else a contract
     code: ECONN, ETIMEDOUT, HTTP_<status>, CIRCUIT_OPEN, RATE_LIMITED, EBADRESPONSE (or
     PROVIDER_DISABLED). `retry_after` is the wait the provider (or the rate limit) asked for.
+    `maybe_delivered` (failures without an answer only) is True when the request may have
+    reached the provider (read timeout, connection lost after sending), False when it
+    certainly did not (refused, DNS, connect timeout, or never sent: circuit open, ...).
     """
 
     ok: bool
@@ -42,6 +45,7 @@ class CallResult:
     provider: str = ""
     cached: bool = False
     text: str = ""
+    maybe_delivered: bool = False
 
     def raise_for_error(self) -> CallResult:
         """Return self when ok; else raise ProviderUnavailable (not reached in time, outcome
@@ -65,7 +69,7 @@ def result_from_exchange(exchange, *, expect_json: bool, provider: str, attempt:
     header in seconds (see retry.parse_retry_after)."""
     if exchange.status is None or (exchange.error_code and exchange.error_code != EBADRESPONSE):
         return CallResult(ok=False, error_code=exchange.error_code, message=exchange.message,
-                          attempts=attempt, provider=provider)
+                          attempts=attempt, provider=provider, maybe_delivered=exchange.maybe_delivered)
     status = exchange.status
     common = {"status": status, "attempts": attempt, "provider": provider, "headers": exchange.headers}
     if exchange.error_code == EBADRESPONSE:

@@ -30,6 +30,10 @@ class Exchange:
     body: bytes = b""
     error_code: str | None = None
     message: str = ""
+    # For a failure without an answer: True when the request may have reached the provider
+    # (read timeout, connection lost after sending), False when it certainly did not
+    # (refused, DNS, connect timeout, never sent). Only a key makes a retry of such a POST safe.
+    maybe_delivered: bool = False
 
 
 def new_session() -> requests.Session:
@@ -66,6 +70,25 @@ def form_encode(data: Mapping[str, Any]) -> str:
     return urlencode(pairs)
 
 
+def _before_sending(err: BaseException) -> bool:
+    """Whether a failed request certainly never reached the provider: no connection was made
+    (refused, unreachable, DNS, connect timeout). Anything else may have been sent."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        # urllib3's NewConnectionError and NameResolutionError subclass ConnectTimeoutError.
+        if isinstance(err, urllib3.exceptions.ConnectTimeoutError | ConnectionRefusedError | socket.gaierror):
+            return True
+        if isinstance(err, urllib3.exceptions.MaxRetryError) and err.reason is not None:
+            err = err.reason
+            continue
+        if err.args and isinstance(err.args[0], BaseException):
+            err = err.args[0]
+            continue
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def _is_timeout(err: BaseException) -> bool:
     seen = set()
     while err is not None and id(err) not in seen:
@@ -100,16 +123,19 @@ def exchange(session: requests.Session, method: str, url: str, *, params: Mappin
         response = session.request(method, url, params=params, headers=headers, data=body or None,
                                    timeout=timeout, allow_redirects=False, stream=True)
     except requests.exceptions.Timeout as err:
-        kind = "connect" if isinstance(err, requests.exceptions.ConnectTimeout) else "read"
-        return Exchange(error_code=ETIMEDOUT, message=f"{kind} timed out")
+        connect = isinstance(err, requests.exceptions.ConnectTimeout)
+        return Exchange(error_code=ETIMEDOUT, message=f"{'connect' if connect else 'read'} timed out",
+                        maybe_delivered=not connect)
     except requests.exceptions.InvalidHeader:
         # Checked before any byte is sent, like a header that cannot be encoded below.
         return Exchange(error_code=ECONN, message="request not sent: a header value is invalid "
                                                   "(check the provider's credentials)")
     except requests.exceptions.RequestException as err:
+        sent = not _before_sending(err)
         if _is_timeout(err):
-            return Exchange(error_code=ETIMEDOUT, message="timed out")
-        return Exchange(error_code=ECONN, message=f"connection failed: {type(err).__name__}")
+            return Exchange(error_code=ETIMEDOUT, message="timed out", maybe_delivered=sent)
+        return Exchange(error_code=ECONN, message=f"connection failed: {type(err).__name__}",
+                        maybe_delivered=sent)
     except UnicodeError:
         # http.client encodes headers as Latin-1; a stored secret outside it (credential
         # values are checked to be ASCII, but rows may predate that) must not be a 500.
@@ -131,11 +157,14 @@ def exchange(session: requests.Session, method: str, url: str, *, params: Mappin
                                 error_code=EBADRESPONSE, message=f"answer larger than {limit} bytes")
             if clock() > deadline_at:
                 # The read timeout applies per read: a server trickling bytes is cut off here.
-                return Exchange(error_code=ETIMEDOUT, message="deadline passed while reading the answer")
+                return Exchange(error_code=ETIMEDOUT, message="deadline passed while reading the answer",
+                                maybe_delivered=True)
     except Exception as err:  # noqa: BLE001 - any failure while reading is a broken exchange
+        # The answer had begun: the request certainly arrived.
         if _is_timeout(err):
-            return Exchange(error_code=ETIMEDOUT, message="read timed out")
-        return Exchange(error_code=ECONN, message=f"connection broke while reading: {type(err).__name__}")
+            return Exchange(error_code=ETIMEDOUT, message="read timed out", maybe_delivered=True)
+        return Exchange(error_code=ECONN, message=f"connection broke while reading: {type(err).__name__}",
+                        maybe_delivered=True)
     finally:
         response.close()
     return Exchange(status=response.status_code, headers=response.headers, body=b"".join(chunks))
