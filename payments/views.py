@@ -8,8 +8,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.schema import AUTHENTICATION_ERROR, error_response
-from idempotency import conf as idempotency_conf
+from api.schema import AUTHENTICATION_ERROR, IDEMPOTENCY_ERRORS, IDEMPOTENCY_KEY, error_response
 from idempotency.decorators import idempotent
 from payments import services
 from payments.models import Charge, ChargeStatus, Refund
@@ -21,29 +20,11 @@ from payments.serializers import (
     RefundSerializer,
 )
 
-IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": idempotency_conf.MAX_KEY_LENGTH},
-    OpenApiParameter.HEADER, required=True,
-    description=("Any unique string of 1-255 characters, made by you per logical request. A retry with "
-                 "the same key and body gets the stored answer (with `Idempotent-Replayed: true`) and "
-                 "never charges twice. Keys are kept 24 hours."),
-)
 LIMIT = OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
                          description=f"1-{MAX_LIMIT}, default {ChargeCursorPagination.page_size}.")
 CURSOR = OpenApiParameter("cursor", str, description="From a previous page's `next`/`previous`, as is.")
 NOT_FOUND = error_response("`not_found`: no such charge of yours.")
 
-IDEMPOTENCY_ERRORS = {
-    400: error_response("`invalid_request` (the field is named in `param` and the message), "
-                        "`idempotency_key_missing`, `idempotency_key_invalid`, `invalid_json`. Not stored: "
-                        "fix the request and retry with the same key."),
-    401: AUTHENTICATION_ERROR,
-    409: error_response("`idempotency_key_in_use`: a request with this key is still executing; retry after "
-                        "the `Retry-After` seconds."),
-    422: error_response("`idempotency_key_reused`: the key was used with another method, path or body."),
-    503: error_response("`provider_unavailable`: the provider could not be reached in time. Not stored: "
-                        "retry with the same key; the work resumes with the same provider idempotency key."),
-}
 
 
 class ChargeListCreate(APIView):

@@ -120,6 +120,8 @@ class FakeProvider:
             return 401, {"error": {"type": "invalid_request_error", "message": "No API key provided."}}
         if self.mode == "down":
             return 503, {"error": {"type": "api_error", "message": "Service unavailable."}}
+        if method == "GET" and path.startswith("/search"):
+            return 200, []  # a geocoding search that finds nothing
         if method == "GET" and path.startswith("/v1/charges/"):
             charge = self.charges.get(path.rsplit("/", 1)[1])
             if charge is None:
