@@ -11,14 +11,33 @@ RATE_LIMITED.
 Like the circuit breaker it is a gate with two steps around each attempt: `rate_limit_permit`
 before it and `rate_limit_record` after it. A token is spent once the request may have left;
 only an attempt that was never sent gives its token back.
+
+The provider's own quota is the other half: many APIs say on every answer how many requests
+are left (`X-RateLimit-Remaining`) and when the count starts again (`X-RateLimit-Reset`).
+`rate_limit_learn` reads those headers after each attempt; when nothing is left it empties
+the shared bucket into debt, so that its next token is due exactly at the reset (a
+`Retry-After` on the same answer wins). Every process's next attempt then waits for that
+token like any other, within its deadline, and after the reset the bucket refills at its
+usual rate instead of bursting. No extra round trip to the shared store per attempt: the
+pause is the bucket's own state. (A pause longer than the bucket's idle expiry, 2 periods
++ 1 s, is forgotten if no process calls meanwhile; the next answer teaches it again.)
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from integrations import shared_state
+from integrations.conf import integration_settings
+
+logger = logging.getLogger("integrations.client")
+
+# An X-RateLimit-Reset above this is a Unix time (GitHub's style), below it a number of
+# seconds (the IETF draft's and most others').
+_EPOCH_THRESHOLD = 1_000_000_000
 
 
 class RateLimitExceeded(Exception):
@@ -55,6 +74,57 @@ def rate_limit_permit(*, provider, max_wait: float, sleep: Callable[[float], Non
         waited += wait
         wait = store.take_token(key, capacity=capacity, rate=rate, now=clock(), ttl=ttl)
     return waited
+
+
+def quota_wait(headers: Mapping[str, str], *, now: float, retry_after: float | None = None) -> float | None:
+    """Seconds until the provider serves us again according to its answer's headers: None
+    while `X-RateLimit-Remaining` is absent or above 0; else `retry_after` when the answer
+    had one, or `X-RateLimit-Reset` (seconds, or a Unix time when that large)."""
+    remaining = _number(headers.get("X-RateLimit-Remaining"))
+    if remaining is None or remaining >= 1:
+        return None
+    if retry_after is not None:
+        return retry_after
+    reset = _number(headers.get("X-RateLimit-Reset"))
+    if reset is None:
+        return None
+    return max(0.0, reset - now if reset > _EPOCH_THRESHOLD else reset)
+
+
+def rate_limit_learn(*, provider, headers: Mapping[str, str], retry_after: float | None = None,
+                     clock: Callable[[], float] = time.time) -> float | None:
+    """Learn the provider's quota from an answer's headers: when none is left, pause every
+    process's calls to it until the reset (capped at INTEGRATIONS_RETRY_AFTER_MAX). Returns
+    the pause in seconds, or None (nothing learned; the shared store was not touched)."""
+    now = clock()
+    wait = quota_wait(headers, now=now, retry_after=retry_after)
+    if not wait:
+        return None
+    wait = min(wait, float(integration_settings.RETRY_AFTER_MAX))
+    key, capacity, rate, ttl = _bucket(provider)
+    until = now + wait
+
+    def owe(current):
+        # The bucket's state is (tokens, ts); tokens refill at `rate` from ts. Owing
+        # (until - ts) * rate - 1 tokens makes the next one due at `until`, for every process.
+        stamp = max(now, current["ts"]) if current else now
+        target = 1 - (until - stamp) * rate
+        if current and min(capacity, current["tokens"] + (stamp - current["ts"]) * rate) <= target:
+            return shared_state.KEEP, None  # already paused as long (a concurrent answer said so)
+        return {"tokens": target, "ts": stamp}, None
+
+    shared_state.store().update(key, owe, ttl + wait)
+    logger.info("provider quota used up: pausing calls for %.1fs", wait,
+                extra={"provider": provider.slug, "rate_limit_pause": wait})
+    return wait
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def rate_limit_record(*, provider, sent: bool) -> None:

@@ -1,8 +1,10 @@
 """A deterministic dataset of 1,000,000 records, computed on the fly, never stored.
 
-Record n (1-based) is a pure function of n, so a resumed import sees exactly the data
-it would have seen without the interruption, and a test can recompute any record.
-The cursor is opaque to clients; it encodes the last record number returned.
+Record n (1-based) is a pure function of n and its revision (0 unless a test changed it
+through the records capability), so a resumed import sees exactly the data it would have
+seen without the interruption, and a test can recompute any record. The cursor is opaque
+to clients; it encodes the last record number returned (a position, not a snapshot), so it
+stays valid while records change.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 TOTAL = 1_000_000
 DEFAULT_LIMIT = 100
@@ -29,10 +33,11 @@ class CursorError(ValueError):
     """A cursor this dataset did not hand out."""
 
 
-def record(number: int) -> dict:
-    """Record `number` (1..TOTAL)."""
+def record(number: int, revision: int = 0) -> dict:
+    """Record `number` (1..TOTAL) as of `revision`: each revision renames it and moves its
+    `updated_at` an hour later (what a partner's edit looks like to an importer)."""
     digest = hashlib.blake2b(f"sandbox-record:{number}".encode(), digest_size=16).digest()
-    first, last = _FIRST[digest[0] % len(_FIRST)], _LAST[digest[1] % len(_LAST)]
+    first, last = _FIRST[digest[0] % len(_FIRST)], _LAST[(digest[1] + revision) % len(_LAST)]
     country = digest[2] % len(_COUNTRIES)
     return {
         "id": f"rec_{number:07d}",
@@ -45,6 +50,9 @@ def record(number: int) -> dict:
         "amount": int.from_bytes(digest[3:6], "big") % 1_000_000,
         "active": digest[6] % 10 != 0,
         "created": EPOCH + number * 30,
+        "updated_at": datetime.fromtimestamp(EPOCH + number * 30 + revision * 3600, UTC)
+        .strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "revision": revision,
         "checksum": digest[7:15].hex(),
     }
 
@@ -75,12 +83,15 @@ def decode_starting_after(record_id: str) -> int:
     return after
 
 
-def page(*, cursor: str | None, limit: int, starting_after: str | None = None) -> dict:
+def page(*, cursor: str | None, limit: int, starting_after: str | None = None,
+         revisions: Mapping[int, int] | None = None) -> dict:
     """One page after `cursor` (or after the record `starting_after`; from the start when
-    neither is given), Stripe-list shaped."""
+    neither is given), Stripe-list shaped; `revisions` maps changed record numbers to their
+    revision."""
     after = decode_cursor(cursor) if cursor else decode_starting_after(starting_after) if starting_after else 0
     last = min(after + limit, TOTAL)
-    data = [record(n) for n in range(after + 1, last + 1)]
+    revisions = revisions or {}
+    data = [record(n, revisions.get(n, 0)) for n in range(after + 1, last + 1)]
     has_more = last < TOTAL
     return {
         "object": "list",

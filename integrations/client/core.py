@@ -29,7 +29,12 @@ from integrations.client.results import (
 from integrations.conf import integration_settings
 from integrations.credentials import credential_value
 from integrations.models import Provider
-from integrations.ratelimit import RateLimitExceeded, rate_limit_permit, rate_limit_record
+from integrations.ratelimit import (
+    RateLimitExceeded,
+    rate_limit_learn,
+    rate_limit_permit,
+    rate_limit_record,
+)
 
 logger = logging.getLogger("integrations.client")
 
@@ -232,6 +237,8 @@ class ProviderClient:
             latency_ms = (self._clock() - attempt_started) * 1000
             result = result_from_exchange(exchange, expect_json=expect_json, provider=slug, attempt=attempt,
                                           retry_after=retry.parse_retry_after(exchange.headers.get("Retry-After")))
+            if exchange.status is not None:
+                self._learn_quota(provider, result)
             if gated:
                 changed = self._record_circuit(provider, permit, _circuit_outcome(exchange, result),
                                                result.error_code)
@@ -279,6 +286,16 @@ class ProviderClient:
         except Exception:  # noqa: BLE001 - the answer is already here; losing one count is the lesser harm
             logger.warning("could not update the circuit state", extra={"provider": provider.slug}, exc_info=True)
             return None
+
+    @staticmethod
+    def _learn_quota(provider, result: CallResult) -> None:
+        """X-RateLimit-Remaining/Reset on any answer: a used-up quota pauses the provider's
+        next calls in every process (integrations.ratelimit)."""
+        try:
+            rate_limit_learn(provider=provider, headers=result.headers, retry_after=result.retry_after)
+        except Exception:  # noqa: BLE001 - the answer is here; the next 429 teaches the same
+            logger.warning("could not record the provider's quota", extra={"provider": provider.slug},
+                           exc_info=True)
 
     @staticmethod
     def _give_back_token(provider) -> None:
