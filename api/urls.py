@@ -7,4 +7,6 @@ from api import views
 urlpatterns = [
     path("whoami", views.whoami, name="api-whoami"),
     path("", include("payments.urls")),
+    path("", include("emails.urls")),
+    path("", include("addresses.urls")),
 ]

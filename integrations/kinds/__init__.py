@@ -23,6 +23,8 @@ KIND_MODULES = (
     "integrations.kinds.sendgrid",
     "integrations.kinds.standard",
     "integrations.kinds.github",
+    "integrations.kinds.mailgun",
+    "integrations.kinds.nominatim",
 )
 
 _kinds: dict[str, Kind] | None = None

@@ -6,10 +6,12 @@ one, and one line below. docs/sandbox.md says how.
 
 from __future__ import annotations
 
-from sandbox.capabilities import payments, records
+from sandbox.capabilities import email, geocoding, payments, records
 from sandbox.capabilities.base import Capability
 
 CAPABILITIES: tuple[type[Capability], ...] = (
     payments.Payments,
     records.Records,
+    geocoding.Geocoding,
+    email.Email,
 )

@@ -25,6 +25,7 @@ from django_q.signing import SignedPackage
 
 from api.models import ApiKey, Consumer, api_key_create
 from idempotency.models import IdempotencyRecord
+from imports.models import ImportJob
 from integrations.circuit import CLOSED, FAILURE, OPEN, Permit, circuit_record, circuit_status
 from integrations.models import OutboundCall, Provider
 from payments.models import Refund
@@ -95,6 +96,7 @@ def rows(provider, broker):
     OrmQ.objects.create(key="admin-test", lock=now, payload=SignedPackage.dumps(
         {"id": uuid.uuid4().hex, "name": "queued", "func": "webhooks.tasks.sweep", "args": (), "kwargs": {}}))
     Group.objects.create(name="support")
+    ImportJob.objects.create(provider=provider)  # start again / resume / cancel
     if apps.is_installed("axes"):  # admin login lockouts
         apps.get_model("axes", "AccessAttempt").objects.create(
             username="someone", ip_address="192.0.2.1", user_agent="test", http_accept="*/*", path_info="/admin/login/",

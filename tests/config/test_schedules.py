@@ -9,6 +9,9 @@ EXPECTED = {
     "payments.complete_stale": ("payments.tasks.complete_stale", 1),
     "webhooks.sweep": ("webhooks.tasks.sweep", 1),
     "webhooks.purge_bodies": ("webhooks.tasks.purge_bodies", 1440),
+    "emails.sweep": ("emails.tasks.sweep", 1),
+    "addresses.sweep": ("addresses.tasks.sweep", 1),
+    "imports.sweep": ("imports.tasks.sweep", 1),
 }
 
 

@@ -19,7 +19,6 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -32,21 +31,11 @@ from api.models import api_key_create
 from integrations.credentials import credential_rotate
 from integrations.models import Provider
 from tests.support import processes
+from tests.support.databases import database_url
 
 # How long a flow may take to settle (a webhook round trip through the worker, a circuit
 # reopening). Generous for a loaded CI machine; a passing run waits far less.
 SETTLE_SECONDS = 20.0
-
-
-def database_url() -> str:
-    """The test database (already created by pytest-django) as a DATABASE_URL."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{os.path.abspath(db['NAME'])}"
-    auth = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @dataclass

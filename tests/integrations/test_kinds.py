@@ -30,6 +30,7 @@ from integrations.kinds import (
 )
 from integrations.models import AuthScheme, Provider
 from webhooks.schemes.github import GitHubScheme
+from webhooks.schemes.mailgun import MailgunScheme
 from webhooks.schemes.razorpay import RazorpayScheme
 from webhooks.schemes.sendgrid import SendGridScheme
 from webhooks.schemes.standard import StandardScheme
@@ -44,6 +45,8 @@ BEFORE_KIND_MODULES = {
     "sendgrid": ("bearer", "X-API-Version", ("X-Signature", "X-Timestamp"), SendGridScheme),
     "standard": ("bearer", "X-API-Version", ("X-Signature", "X-Timestamp"), StandardScheme),
     "github": ("bearer", "X-API-Version", ("X-Hub-Signature-256", "X-Hub-Timestamp"), GitHubScheme),
+    "mailgun": ("basic", "X-API-Version", ("X-Signature", "X-Timestamp"), MailgunScheme),
+    "nominatim": ("none", "X-API-Version", ("X-Signature", "X-Timestamp"), type(None)),
 }
 BASE = "https://api.acme.test"
 
@@ -94,14 +97,15 @@ def test_the_provider_own_settings_win_over_the_kind_and_unknown_kinds_get_gener
 
 def test_capabilities_come_from_adapters_plus_declared_ones():
     assert kinds_with("payments") == {"sandbox", "stripe"}
-    assert get_kind("sendgrid").capabilities == frozenset()
+    assert get_kind("razorpay").capabilities == frozenset()
+    assert kinds_with("email") == {"sandbox", "sendgrid", "mailgun"}
     kind = Kind(name="x", label="X", adapters={"payments": AcmePayments}, capabilities=frozenset({"email"}))
     assert kind.capabilities == {"payments", "email"}
 
 
 def test_a_missing_adapter_or_kind_is_a_clear_lookup_error():
     mailer = Provider(slug="mail", name="Mail", kind="sendgrid", base_url=BASE)
-    with pytest.raises(LookupError, match=r"'mail' of kind 'sendgrid' has no 'payments' adapter \(it offers: nothing\)"):
+    with pytest.raises(LookupError, match=r"'mail' of kind 'sendgrid' has no 'payments' adapter \(it offers: email\)"):
         adapter_for(mailer, "payments")
     with pytest.raises(LookupError, match="unknown provider kind 'gone'"):
         adapter_for(Provider(slug="old", kind="gone"), "payments")

@@ -19,10 +19,10 @@ from tests.sandbox.conftest import API_KEY
 # The sandbox's whole URL surface: a route lost (or added) while refactoring shows up here.
 ROUTES = {
     "POST /v1/charges", "GET /v1/charges/{id}", "POST /v1/refunds", "GET /v1/refunds/{id}",
-    "GET /v1/records",
+    "GET /v1/records", "POST /v3/mail/send", "GET /search",
     "GET /_control/faults", "POST /_control/faults", "DELETE /_control/faults",
     "POST /_control/reset", "GET /_control/stats", "GET /_control/config",
-    "POST /_control/config", "GET /_control/health",
+    "POST /_control/config", "GET /_control/health", "GET /_control/records", "POST /_control/records",
 }
 
 
