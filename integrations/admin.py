@@ -13,6 +13,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 
 from integrations.circuit import circuit_reset, circuit_status, circuit_statuses
 from integrations.credentials import check_credential_value, credential_rotate
+from integrations.kinds import get_kind
 from integrations.models import Credential, OutboundCall, Provider
 
 # A grace period is for deliveries in flight, not a second permanent secret (90 days).
@@ -94,6 +95,14 @@ class ProviderAdmin(admin.ModelAdmin):
         ("Email", {"fields": ["email_from"]}),
     ]
 
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            applied = get_kind(obj.kind).apply_provider_defaults(obj)
+            if applied:
+                messages.info(request, f"Applied the {obj.kind} kind's defaults: "
+                                       + ", ".join(f"{name} = {getattr(obj, name)}" for name in applied) + ".")
+        super().save_model(request, obj, form, change)
 
     @method_decorator(sensitive_post_parameters())
     def changeform_view(self, request, *args, **kwargs):

@@ -36,10 +36,14 @@ class Kind:
     webhook_scheme: Scheme | None = None  # verifies and parses its webhooks; None: it sends none
     adapters: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     capabilities: frozenset[str] = frozenset()
+    # Provider fields a new provider of this kind starts with instead of the model's generic
+    # defaults (a usage policy's rate limit, a cache TTL), applied by `apply_provider_defaults`.
+    provider_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         # Frozen, and kinds are shared by every thread: written once, here, read-only after.
         object.__setattr__(self, "adapters", MappingProxyType(dict(self.adapters)))
+        object.__setattr__(self, "provider_defaults", MappingProxyType(dict(self.provider_defaults)))
         object.__setattr__(self, "capabilities", frozenset(self.capabilities) | frozenset(self.adapters))
 
     def adapter(self, capability: str, provider):
@@ -51,3 +55,13 @@ class Kind:
             raise LookupError(f"provider {getattr(provider, 'slug', provider)!r} of kind {self.name!r} "
                               f"has no {capability!r} adapter (it offers: {offered})") from None
         return adapter_class(provider)
+
+    def apply_provider_defaults(self, provider) -> list[str]:
+        """Give a new `provider` this kind's defaults for every field still at the model's
+        generic default (so a value someone chose is kept); returns the fields changed."""
+        changed = []
+        for name, value in self.provider_defaults.items():
+            if getattr(provider, name) == provider._meta.get_field(name).get_default():
+                setattr(provider, name, value)
+                changed.append(name)
+        return changed

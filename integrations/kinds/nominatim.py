@@ -2,8 +2,8 @@
 
 `GET /search?format=jsonv2&addressdetails=1&limit=1&q=...` answers a JSON list, empty when
 nothing matched. No credential; the usage policy asks for a descriptive User-Agent
-(ADDRESSES_USER_AGENT) and at most one request a second: give a nominatim provider
-`rate_limit_requests=1, rate_limit_period=1` and `cache_ttl=604800` (docs/addresses.md).
+(ADDRESSES_USER_AGENT) and at most one request a second, which a new nominatim provider
+gets by default (with answers cached 7 days; docs/addresses.md).
 The sandbox kind serves the same wire format and reuses `NominatimGeocoding`.
 """
 
@@ -18,7 +18,7 @@ from integrations.kinds.base import Kind
 from integrations.models import AuthScheme
 
 GEOCODING = "geocoding"
-# What a new nominatim provider should be given (the policy's 1 request/s; answers kept 7 days).
+# What a new nominatim provider starts with: the usage policy's 1 request/s; answers kept 7 days.
 PROVIDER_DEFAULTS = {"rate_limit_requests": 1, "rate_limit_period": 1.0, "cache_ttl": 7 * 24 * 3600}
 
 
@@ -82,4 +82,5 @@ KIND = Kind(
     label="OpenStreetMap Nominatim",
     auth_scheme=AuthScheme.NONE,
     adapters={GEOCODING: NominatimGeocoding},
+    provider_defaults=PROVIDER_DEFAULTS,
 )

@@ -71,9 +71,13 @@ def test_an_import_killed_at_random_points_resumes_with_no_gap_and_no_duplicate(
 
     assert any(0 < records < LIMIT and code == -signal.SIGKILL for records, code in kills), (seed, kills)
 
-    final = import_command(tmp_path, "import-final")
-    assert final.popen.wait(120) == 0, final.log()
-    final.stop()
+    # A kill can land after the last page (a loaded machine): then the job is done, and
+    # another command would rightly start a new import rather than resume.
+    resumed = ImportJob.objects.get().status != JobStatus.COMPLETED
+    if resumed:
+        final = import_command(tmp_path, "import-final")
+        assert final.popen.wait(120) == 0, final.log()
+        final.stop()
 
     job = ImportJob.objects.get()
     assert (job.status, job.records, job.pages) == (JobStatus.COMPLETED, LIMIT, LIMIT // PAGE), (seed, kills)
@@ -84,4 +88,5 @@ def test_an_import_killed_at_random_points_resumes_with_no_gap_and_no_duplicate(
     sample = rng.sample(range(1, LIMIT + 1), 20)
     for row in PartnerRecord.objects.filter(external_id__in=[f"rec_{n:07d}" for n in sample]):
         assert row.raw == dataset.record(int(row.external_id[4:]))
-    assert "Resuming import" in final.log()
+    if resumed:
+        assert "Resuming import" in final.log()

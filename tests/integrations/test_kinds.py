@@ -205,3 +205,37 @@ def test_admin_filters_providers_by_kind_including_a_registered_one(client, db):
     assert '<a href="?kind__exact=acme">Acme Pay</a>' in listing
     assert "Card (card)" in filtered
     assert "Mail (mail)" not in filtered and "Acme (acme)" not in filtered
+
+
+def test_a_new_nominatim_provider_starts_with_its_kinds_usage_policy(db):
+    call_command("configure_provider", "osm", "--kind", "nominatim", "--base-url", "https://nominatim.example")
+    osm = Provider.objects.get(slug="osm")
+    assert (osm.rate_limit_requests, osm.rate_limit_period, osm.cache_ttl) == (1, 1.0, 7 * 24 * 3600)
+
+
+def test_kind_defaults_never_override_a_chosen_value_or_an_existing_provider(db):
+    chosen = Provider(slug="mine", name="Mine", kind="nominatim", base_url=BASE, cache_ttl=60)
+    assert get_kind("nominatim").apply_provider_defaults(chosen) == ["rate_limit_requests", "rate_limit_period"]
+    assert chosen.cache_ttl == 60
+
+    call_command("configure_provider", "osm", "--kind", "nominatim", "--base-url", "https://nominatim.example")
+    Provider.objects.filter(slug="osm").update(rate_limit_requests=5)
+    call_command("configure_provider", "osm", "--kind", "nominatim", "--base-url", "https://nominatim.example")
+    assert Provider.objects.get(slug="osm").rate_limit_requests == 5  # an update keeps what staff set
+
+
+def test_the_admin_add_form_applies_the_kinds_defaults_and_says_so(admin_client):
+    from django.contrib import admin as django_admin
+
+    model_admin = django_admin.site._registry[Provider]
+    form_class = model_admin.get_form(None)
+    data = {f.name: f.value_from_object(Provider()) for f in Provider._meta.fields if f.name in form_class.base_fields}
+    data.update(slug="osm", name="OSM", kind="nominatim", base_url="https://nominatim.example")
+    data = {k: ("" if v is None else v) for k, v in data.items()}
+    answer = admin_client.post("/admin/integrations/provider/add/", {
+        **data, **{f"{prefix}-{key}": value for prefix in ("credentials", "credentials-2")
+                   for key, value in (("TOTAL_FORMS", 0), ("INITIAL_FORMS", 0))}}, follow=True)
+    assert answer.status_code == 200
+    osm = Provider.objects.get(slug="osm")
+    assert (osm.rate_limit_requests, osm.cache_ttl) == (1, 7 * 24 * 3600)
+    assert "Applied the nominatim kind&#x27;s defaults" in answer.content.decode()

@@ -7,7 +7,7 @@ from django.core.management.base import CommandError
 from django.db import transaction
 
 from config.commands import Command as BaseCommand
-from integrations.kinds import all_kinds
+from integrations.kinds import all_kinds, get_kind
 from integrations.models import Environment, Provider
 
 
@@ -34,6 +34,8 @@ class Command(BaseCommand):
             if created:
                 provider = Provider(slug=slug, name=name or slug)
             provider.kind = kind
+            if created:
+                get_kind(kind).apply_provider_defaults(provider)
             provider.base_url = base_url
             if name:
                 provider.name = name
