@@ -19,7 +19,6 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from addresses import cache as verify_cache
 from addresses import metrics
@@ -28,7 +27,7 @@ from addresses.errors import ProviderUnavailableError
 from addresses.models import BatchItem, BatchJob, BatchLookup, JobStatus
 from addresses.normalize import normalize_address
 from integrations.errors import CredentialMissing, ProviderUnavailable
-from integrations.kinds import adapter_for, kinds_with
+from integrations.kinds import adapter_for, provider_offering
 from integrations.models import Provider
 
 logger = logging.getLogger(__name__)
@@ -55,21 +54,9 @@ class Verification:
 
 # --- selectors ------------------------------------------------------------------------
 def address_provider_get(*, slug: str | None) -> Provider:
-    """The geocoding provider. Named: it must exist, be enabled and geocode. Not named:
-    ADDRESSES_DEFAULT_PROVIDER if set, else the only enabled geocoding provider."""
-    kinds = kinds_with(GEOCODING)
-    slug = slug or address_settings.DEFAULT_PROVIDER
-    if slug:
-        provider = Provider.objects.filter(slug=slug).first()
-        if provider is None or provider.kind not in kinds:
-            raise ValidationError({"provider": [f"Unknown geocoding provider {slug!r}."]})
-        if not provider.enabled:
-            raise ValidationError({"provider": [f"Provider {slug!r} is disabled."]})
-        return provider
-    candidates = list(Provider.objects.filter(enabled=True, kind__in=kinds)[:2])
-    if len(candidates) != 1:
-        raise ValidationError({"provider": ["Name the provider: there is not exactly one enabled geocoding provider."]})
-    return candidates[0]
+    """The geocoding provider: named, ADDRESSES_DEFAULT_PROVIDER, or the only one."""
+    return provider_offering(GEOCODING, slug=slug, default_slug=address_settings.DEFAULT_PROVIDER,
+                             what="geocoding")
 
 
 # --- the single verify ------------------------------------------------------------------

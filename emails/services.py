@@ -33,7 +33,7 @@ from emails.queue import enqueue_send
 from emails.state import email_apply_status, is_progress, record_change
 from integrations.adapters.email import DeliveryUnknown, EmailEventData, EmailMessage, SendResult
 from integrations.errors import CredentialMissing, ProviderUnavailable
-from integrations.kinds import adapter_for, kinds_with
+from integrations.kinds import adapter_for, provider_offering
 from integrations.models import Provider
 
 logger = logging.getLogger(__name__)
@@ -57,21 +57,8 @@ _PURGED_CONTENT = {"text": "", "html": "", "reply_to": "", "recipients": {}}
 
 # --- selectors ------------------------------------------------------------------------
 def email_provider_get(*, slug: str | None) -> Provider:
-    """The provider an email goes to. Named: it must exist, be enabled and send email.
-    Not named: EMAIL_DEFAULT_PROVIDER if set, else the only enabled email provider."""
-    kinds = kinds_with(EMAIL)
-    slug = slug or email_settings.DEFAULT_PROVIDER
-    if slug:
-        provider = Provider.objects.filter(slug=slug).first()
-        if provider is None or provider.kind not in kinds:
-            raise ValidationError({"provider": [f"Unknown email provider {slug!r}."]})
-        if not provider.enabled:
-            raise ValidationError({"provider": [f"Provider {slug!r} is disabled."]})
-        return provider
-    candidates = list(Provider.objects.filter(enabled=True, kind__in=kinds)[:2])
-    if len(candidates) != 1:
-        raise ValidationError({"provider": ["Name the provider: there is not exactly one enabled email provider."]})
-    return candidates[0]
+    """The provider an email goes to: named, EMAIL_DEFAULT_PROVIDER, or the only one."""
+    return provider_offering(EMAIL, slug=slug, default_slug=email_settings.DEFAULT_PROVIDER, what="email")
 
 
 # --- creating -------------------------------------------------------------------------

@@ -18,11 +18,10 @@ from typing import Protocol
 from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from integrations.adapters import ChargeRequest, ChargeResult, RefundRequest, RefundResult
 from integrations.errors import CredentialMissing, ProviderUnavailable
-from integrations.kinds import adapter_for, kinds_with
+from integrations.kinds import adapter_for, provider_offering
 from integrations.models import Provider
 from payments.conf import payment_settings
 from payments.errors import ChargeNotRefundable, ProviderUnavailableError, RefundExceedsCharge
@@ -61,21 +60,8 @@ def _provider_unavailable(err: Exception, *, provider: Provider, **ids: str) -> 
 
 # --- selectors ------------------------------------------------------------------------
 def payment_provider_get(*, slug: str | None) -> Provider:
-    """The provider a charge goes to. Named: it must exist, be enabled and take payments.
-    Not named: PAYMENTS_DEFAULT_PROVIDER if set, else the only enabled payment provider."""
-    kinds = kinds_with(PAYMENTS)
-    slug = slug or payment_settings.DEFAULT_PROVIDER
-    if slug:
-        provider = Provider.objects.filter(slug=slug).first()
-        if provider is None or provider.kind not in kinds:
-            raise ValidationError({"provider": [f"Unknown payment provider {slug!r}."]})
-        if not provider.enabled:
-            raise ValidationError({"provider": [f"Provider {slug!r} is disabled."]})
-        return provider
-    candidates = list(Provider.objects.filter(enabled=True, kind__in=kinds)[:2])
-    if len(candidates) != 1:
-        raise ValidationError({"provider": ["Name the provider: there is not exactly one enabled payment provider."]})
-    return candidates[0]
+    """The provider a charge goes to: named, PAYMENTS_DEFAULT_PROVIDER, or the only one."""
+    return provider_offering(PAYMENTS, slug=slug, default_slug=payment_settings.DEFAULT_PROVIDER, what="payment")
 
 
 # --- charges --------------------------------------------------------------------------

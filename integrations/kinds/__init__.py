@@ -67,6 +67,30 @@ def kinds_with(capability: str) -> set[str]:
     return {kind.name for kind in _load().values() if capability in kind.capabilities}
 
 
+def provider_offering(capability: str, *, slug: str | None, default_slug: str | None, what: str):
+    """The provider a request for `capability` goes to (`what` names it in errors, e.g.
+    "payment"). Named (or `default_slug`, the app's setting): it must exist, be enabled and
+    offer the capability. Neither: the only enabled provider that offers it. Else a 400
+    naming `provider`."""
+    from rest_framework.exceptions import ValidationError
+
+    from integrations.models import Provider
+
+    kinds = kinds_with(capability)
+    slug = slug or default_slug
+    if slug:
+        provider = Provider.objects.filter(slug=slug).first()
+        if provider is None or provider.kind not in kinds:
+            raise ValidationError({"provider": [f"Unknown {what} provider {slug!r}."]})
+        if not provider.enabled:
+            raise ValidationError({"provider": [f"Provider {slug!r} is disabled."]})
+        return provider
+    candidates = list(Provider.objects.filter(enabled=True, kind__in=kinds)[:2])
+    if len(candidates) != 1:
+        raise ValidationError({"provider": [f"Name the provider: there is not exactly one enabled {what} provider."]})
+    return candidates[0]
+
+
 def adapter_for(provider, capability: str):
     """The adapter doing `capability` for `provider`; LookupError if its kind has none."""
     return get_kind(provider.kind).adapter(capability, provider)
