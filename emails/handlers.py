@@ -16,7 +16,6 @@ from emails.services import EMAIL, email_event_record, email_for_event
 from integrations.adapters.email import EMAIL_EVENT_PREFIX, EVENT_TYPES
 from integrations.kinds import adapter_for, all_kinds
 from integrations.models import Provider
-from webhooks.errors import HandlerRetry
 from webhooks.registry import Event, HandlerResult, webhook_handler
 
 logger = logging.getLogger(__name__)
@@ -46,12 +45,11 @@ def email_event(event: Event) -> HandlerResult | None:
         return None  # an event this service does not track (unsubscribe, ...)
     email_id = email_for_event(provider_id=event.provider_id, data=data)
     if email_id is None:
-        if data.email_id or not data.provider_message_id:
-            # Our id is stored before the provider ever sees it: this email is not ours.
-            logger.info("email event for no email of ours", extra={"event": event.pk, "provider": event.provider_slug})
-            return None
-        # The event can beat the send task's write of the provider's message id: try again later.
-        raise HandlerRetry(f"no email of this provider has provider_message_id {data.provider_message_id!r} yet")
+        # Every send carries our id (custom_args / v:email_id) and its row exists before the
+        # provider sees it, so an event matching none is another sender's on a shared account:
+        # retrying it would only fill the dead letters.
+        logger.info("email event for no email of ours", extra={"event": event.pk, "provider": event.provider_slug})
+        return None
     email_event_record(email_id=email_id, provider_slug=event.provider_slug, provider_event_id=event.event_id,
                        data=data)
     return HandlerResult(subject_type=Email._meta.label_lower, subject_id=email_id)

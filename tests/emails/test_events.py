@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 
 from emails.handlers import SANDBOX_TYPES
 from emails.models import Email, EmailEvent
@@ -107,10 +106,10 @@ def test_events_are_matched_by_the_providers_message_id_too(sent, mail_provider)
     assert status(sent) == "delivered"
 
 
-def test_an_event_arriving_before_the_message_id_is_known_is_retried(sent, mail_provider):
-    stored = deliver(mail_provider, None, "delivered", message_id="msg_not_yet")
-    assert stored.status == EventStatus.FAILED and stored.next_attempt_at > timezone.now()
-    assert not EmailEvent.objects.exists()
+def test_an_event_without_our_id_for_an_unknown_message_is_another_senders_and_a_no_op(sent, mail_provider):
+    stored = deliver(mail_provider, None, "delivered", message_id="msg_someone_elses")
+    assert stored.status == EventStatus.PROCESSED and stored.subject_id == ""  # not retried into dead letters
+    assert status(sent) == "sent" and not EmailEvent.objects.exists()
 
 
 def test_an_event_about_an_email_that_is_not_ours_is_processed_as_a_no_op(sent, mail_provider):
