@@ -3,10 +3,11 @@
 
     .venv/bin/python bench/webhook_intake.py [--requests 400] [--rounds 10] [--concurrency 8]
                                              [--latency-events 300] [--load-requests 3000]
-                                             [--events 1000] [--brokers redis,orm]
+                                             [--events 1000] [--drain-rounds 3] [--brokers redis,orm]
 
 Needs PostgreSQL on 127.0.0.1:5432 (trust auth) and Redis on 127.0.0.1:6379; creates and
-drops its own database (pgw_bench_h5) and uses Redis db 13. All phases in one run:
+drops its own database (pgw_bench_h5, or $BENCH_DB) and uses Redis db 13 (or $BENCH_REDIS_DB),
+so runs side by side need their own. All phases in one run:
 
 1. Intake: two gunicorns with 2 sync workers each (DEBUG off, PostgreSQL, Redis cache):
    one serves the real app with the service's middleware, plus a bare view that INSERTs
@@ -28,7 +29,9 @@ drops its own database (pgw_bench_h5) and uses Redis db 13. All phases in one ru
 3. Drain: N charge.succeeded events (each its own charge) stored unrelayed, then
    `qcluster` (2 workers) and the relay started: events per second from the first claim
    to the last event processed. Against django-q2's own rate for N no-op tasks queued
-   beforehand, same settings, same run: first task start to last task stop.
+   beforehand, same settings, same run: first task start to last task stop. The two
+   alternate --drain-rounds times; the ratio is the median of per-round ratios. The
+   schedules are deleted first: no sweeper runs in either span.
 """
 
 from __future__ import annotations
@@ -54,8 +57,8 @@ sys.path.insert(0, str(ROOT))
 PY = sys.executable
 BIN = Path(PY).parent
 PG = "postgres://postgres@127.0.0.1:5432"
-DB = "pgw_bench_h5"
-REDIS = "redis://127.0.0.1:6379/13"
+DB = os.environ.get("BENCH_DB", "pgw_bench_h5")
+REDIS = f"redis://127.0.0.1:6379/{os.environ.get('BENCH_REDIS_DB', '13')}"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
@@ -366,9 +369,29 @@ def latency_phase(args, port: int, broker: str, env: dict[str, str]) -> dict:
 
 # --- 3. drain (a subprocess per broker, so django-q2 reads its own configuration) -----------
 
-def drain_phase(events: int) -> dict:
-    from django.db.models import Max, Min
+def drain_phase(events: int, rounds: int) -> dict:
+    """`rounds` alternations of N no-op tasks and N events, for the median of per-round
+    ratios: each span lasts seconds, and the machine's load swings between spans."""
     from django_q.brokers import get_broker
+    from django_q.conf import Conf
+    from django_q.models import Schedule
+
+    if events > Conf.SAVE_LIMIT:
+        raise SystemExit(f"--events must be at most django-q2's save_limit ({Conf.SAVE_LIMIT}): the no-op "
+                         "tasks are counted by their saved results")
+    # No scheduled task (every app's sweeper) in the measured spans: they would run there,
+    # and their results would push no-op results out of the save_limit before they are counted.
+    Schedule.objects.all().delete()
+    get_broker().purge_queue()
+    results = [drain_round(events) for _ in range(rounds)]
+    ratios = [r["events_per_second"] / r["noop_per_second"] for r in results]
+    return {"events": events, "rounds": results, "ratios": ratios, "ratio": statistics.median(ratios),
+            "events_per_second": statistics.median(r["events_per_second"] for r in results),
+            "noop_per_second": statistics.median(r["noop_per_second"] for r in results)}
+
+
+def drain_round(events: int) -> dict:
+    from django.db.models import Max, Min
     from django_q.models import Success
     from django_q.tasks import async_task
 
@@ -378,7 +401,6 @@ def drain_phase(events: int) -> dict:
     from webhooks.models import EventStatus, WebhookEvent
 
     env = dict(os.environ)
-    get_broker().purge_queue()
     Success.objects.all().delete()
     for _ in range(events):
         async_task("bench.webhook_intake.noop")
@@ -414,18 +436,18 @@ def drain_phase(events: int) -> dict:
             stop(proc, signum)
     span = mine.aggregate(first=Min("claimed_at"), last=Max("processed_at"))
     seconds = (span["last"] - span["first"]).total_seconds()
-    return {"events": events, "events_seconds": seconds, "events_per_second": events / seconds,
+    return {"events_seconds": seconds, "events_per_second": events / seconds,
             "noop_seconds": noop_seconds, "noop_per_second": events / noop_seconds}
 
 
-def run_drain_phase(broker: str, events: int, base_env: dict[str, str]) -> dict:
+def run_drain_phase(broker: str, events: int, rounds: int, base_env: dict[str, str]) -> dict:
     env = {**base_env}
     if broker == "redis":
         env["REDIS_URL"] = REDIS
     else:
         env.pop("REDIS_URL", None)
-    out = subprocess.run([PY, __file__, "--phase", "drain", "--events", str(events)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=1800)
+    out = subprocess.run([PY, __file__, "--phase", "drain", "--events", str(events), "--drain-rounds", str(rounds)],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     if out.returncode:
         raise SystemExit(out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -434,6 +456,13 @@ def run_drain_phase(broker: str, events: int, base_env: dict[str, str]) -> dict:
 # --- report ---------------------------------------------------------------------------------
 
 def report(args, intake: dict, latency: dict, drain: dict) -> None:
+    if drain:
+        print(f"\n{args.drain_rounds} drain rounds, load average before: {args.loadavg}\n")
+        print("| broker | events | webhook events/s | django-q2 no-op tasks/s | ratio (median of rounds, range) |")
+        print("|---|---|---|---|---|")
+        for broker, d in drain.items():
+            print(f"| {broker} | {d['events']} | {d['events_per_second']:.0f} | {d['noop_per_second']:.0f} "
+                  f"| {d['ratio']:.2f}x ({min(d['ratios']):.2f}-{max(d['ratios']):.2f}) |")
     if not (intake and latency and drain):
         print(json.dumps({"intake": intake, "latency": latency, "drain": drain}))
         return
@@ -463,11 +492,6 @@ def report(args, intake: dict, latency: dict, drain: dict) -> None:
             rps = f"{r['intake_rps']:.0f}" if "intake_rps" in r else "-"
             print(f"| {broker} | {phase} | {r['events']} | {s['p50_ms']:.0f} | {s['p99_ms']:.0f} | {s['max_ms']:.0f} "
                   f"| {rl['p50_ms']:.0f} / {rl['p99_ms']:.0f} | {q['p50_ms']:.0f} / {q['p99_ms']:.0f} | {rps} |")
-    print("\n| broker | events | webhook events/s | django-q2 no-op tasks/s | ratio |")
-    print("|---|---|---|---|---|")
-    for broker, d in drain.items():
-        print(f"| {broker} | {d['events']} | {d['events_per_second']:.0f} | {d['noop_per_second']:.0f} "
-              f"| {d['events_per_second'] / d['noop_per_second']:.2f}x |")
     print("\n" + json.dumps({"intake": {k: {x: y for x, y in v.items() if x != "round_rps"} for k, v in intake.items()},
                              "latency": latency, "drain": drain}))
 
@@ -485,14 +509,15 @@ def main() -> None:
     parser.add_argument("--what-if", choices=sorted(WHAT_IF), default="request-id",
                         help="what the third intake server changes")
     parser.add_argument("--paced-rps", type=float, default=0, help="rate of the paced run (overrides the fraction)")
-    parser.add_argument("--events", type=int, default=1000, help="events (and no-op tasks) of the drain phase")
+    parser.add_argument("--events", type=int, default=1000, help="events (and no-op tasks) of a drain round")
+    parser.add_argument("--drain-rounds", type=int, default=3, help="alternations of no-op tasks and events")
     parser.add_argument("--brokers", default="redis,orm", help="brokers for the latency and drain phases")
     parser.add_argument("--phase", choices=["all", "drain"], default="all", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.phase == "drain":
         django_setup(dict(os.environ))
-        print(json.dumps(drain_phase(args.events)))
+        print(json.dumps(drain_phase(args.events, args.drain_rounds)))
         return
 
     args.loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -526,7 +551,8 @@ def main() -> None:
         for server, _ in servers:
             stop(server)
         servers = []
-        drain = {broker: run_drain_phase(broker, args.events, env) for broker in brokers} if args.events else {}
+        drain = ({broker: run_drain_phase(broker, args.events, args.drain_rounds, env) for broker in brokers}
+                 if args.events else {})
     finally:
         for server, _ in servers:
             stop(server)

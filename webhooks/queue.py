@@ -28,11 +28,12 @@ def task_batches(rows: Sequence[Row]) -> list[list[Row]]:
     return [list(rows[i:i + size]) for i in range(0, len(rows), size)]
 
 
-def enqueue_events(rows: Sequence[Row], *, broker=None) -> int:
-    """Queue processing of `rows`; returns the number of tasks. Raises what the broker
-    raises. Called inside the transaction that marks the rows enqueued: with the ORM
-    broker the tasks commit with the mark, and with Redis a failed push rolls it back."""
-    batches = task_batches(rows)
+def enqueue_events(rows: Sequence[Row], *, broker=None, alone: bool = False) -> int:
+    """Queue processing of `rows` (`alone`: each in a task of its own); returns the number
+    of tasks. Raises what the broker raises. Called inside the transaction that marks the
+    rows enqueued: with the ORM broker the tasks commit with the mark, and with Redis a
+    failed push rolls it back."""
+    batches = [[row] for row in rows] if alone else task_batches(rows)
     for batch in batches:
         first, last = batch[0][0], batch[-1][0]
         name = f"webhook event {first}" if len(batch) == 1 else f"webhook events {first}..{last}"

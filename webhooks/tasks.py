@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-
 from config.request_id import bound
-from webhooks.processing import webhook_process, webhook_sweep
+from webhooks.processing import webhook_process, webhook_process_batch, webhook_sweep
 from webhooks.retention import webhook_bodies_purge
-
-logger = logging.getLogger(__name__)
 
 
 def process_events(events: list[list]) -> list[str | None]:
-    """One processing attempt for each [event pk, request id] of a batch (see
-    webhooks.queue), each on its own: one that fails, even unexpectedly, leaves the
-    others to run (and itself to a retry or the sweeper)."""
-    results = []
-    for event_pk, request_id in events:
-        with bound(request_id):
-            try:
-                status = webhook_process(event_pk=event_pk)
-            except Exception:  # noqa: BLE001 - recorded; the sweeper retries a stuck event
-                logger.exception("webhook processing crashed", extra={"event": event_pk})
-                status = None
-        results.append(None if status is None else str(status))
-    return results
+    """One processing attempt for each [event pk, request id] of a batch (see webhooks.queue
+    and webhooks.processing); each event logs under its request id, one without under the
+    task's own."""
+    with bound(None):
+        return [None if status is None else str(status)
+                for status in webhook_process_batch([(pk, request_id) for pk, request_id in events])]
 
 
 def process_event(event_pk: int, request_id: str | None = None) -> str | None:

@@ -77,3 +77,29 @@ def test_concurrent_duplicate_deliveries_store_one_row_and_process_once(provider
     assert calls == ["evt_race"]
     event.refresh_from_db()
     assert (event.status, event.attempts) == (EventStatus.PROCESSED, 1)
+
+
+def test_overlapping_tasks_run_each_event_once(provider):
+    """Two tasks with events in common (a sweeper re-enqueue while the relay's task runs):
+    each event's handler commits once, whichever task claimed it."""
+    from webhooks.processing import webhook_process_batch
+
+    calls, lock = [], threading.Lock()
+
+    def handler(event):
+        with lock:
+            calls.append(event.event_id)
+
+    events = [WebhookEvent.objects.create(provider=provider, event_id=f"evt_o{i}", type="test.concurrent",
+                                          raw_body=b"{}", payload={}) for i in range(6)]
+    pks = [e.pk for e in events]
+    batches = [[(pk, None) for pk in pks[:4]], [(pk, None) for pk in reversed(pks[2:])]]
+    with registry.registered("payments", "test.concurrent", handler):
+        results = _in_threads(2, lambda i: webhook_process_batch(batches[i]))
+    # Every event was processed by exactly one of the tasks; the other found it taken.
+    for pk in pks:
+        outcomes = [statuses[[p for p, _ in batch].index(pk)]
+                    for statuses, batch in zip(results, batches, strict=True) if (pk, None) in batch]
+        assert sorted(map(str, outcomes)) == (["processed"] if len(outcomes) == 1 else ["None", "processed"])
+    assert sorted(calls) == [f"evt_o{i}" for i in range(6)]
+    assert set(WebhookEvent.objects.values_list("status", "attempts")) == {(EventStatus.PROCESSED, 1)}

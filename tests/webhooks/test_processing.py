@@ -260,34 +260,149 @@ def test_the_task_logs_under_the_request_id_of_the_delivery(provider, flaky, cap
     assert record.request_id == "req-from-intake"
 
 
-def test_a_batch_task_processes_each_event_on_its_own_under_its_request_id(provider, flaky, caplog, monkeypatch):
-    """One event crashing outside its handler (here: the claim itself) does not stop the
-    rest of its batch; each runs under the id of the request that delivered it."""
+@pytest.fixture
+def effects(provider):
+    """Handlers for "test.effect" (one charge per event, named in the payload: the handler
+    adds 1 to its amount_refunded, so a committed run is counted) and "test.poison" (its
+    worker dies: SystemExit). Yields a function: event id -> committed runs."""
+    from django.db.models import F
+
+    def effect(event):
+        Charge.objects.filter(provider_charge_id=event.payload["charge"]).update(
+            amount_refunded=F("amount_refunded") + 1)
+
+    def poison(event):
+        raise SystemExit("the worker dies")
+
+    with registry.registered("payments", "test.effect", effect), \
+            registry.registered("payments", "test.poison", poison):
+        yield lambda event: Charge.objects.get(provider_charge_id=event.event_id).amount_refunded
+
+
+def _effect_event(provider, type_="test.effect", **fields):
+    event = stored_event(provider=provider, type_=type_, **fields)
+    charge(provider=provider, provider_charge_id=event.event_id)
+    event.payload = {"charge": event.event_id}
+    event.save(update_fields=["payload"])
+    return event
+
+
+def test_a_batch_with_a_failing_handler_processes_the_others_and_records_the_failure(
+        provider, effects, caplog):
+    import logging
+
+    from config.request_id import current
+    from webhooks.tasks import process_events
+
+    a, c = (_effect_event(provider, request_id=f"req-{n}") for n in "ac")
+    seen = []
+
+    def writes_then_fails(event):
+        seen.append(current())
+        Charge.objects.filter(pk=ch.pk).update(description="half-done")
+        raise RuntimeError("after writing")
+
+    ch = charge(provider=provider, provider_charge_id="pc_b")
+    with registry.registered("payments", "test.partial", writes_then_fails), \
+            caplog.at_level(logging.WARNING, logger="webhooks"):
+        b = stored_event(provider=provider, type_="test.partial", request_id="req-b")
+        assert process_events([[a.pk, "req-a"], [b.pk, "req-b"], [c.pk, "req-c"]]) == [
+            "processed", "failed", "processed"]
+    assert (effects(a), effects(c)) == (1, 1)
+    assert Charge.objects.get(pk=ch.pk).description == ""  # rolled back to its savepoint only
+    b.refresh_from_db()
+    assert (b.status, b.attempts, b.last_error) == (EventStatus.FAILED, 1, "RuntimeError: after writing")
+    assert b.next_attempt_at == b.claimed_at + timedelta(seconds=30)
+    assert set(WebhookEvent.objects.filter(pk__in=[a.pk, c.pk]).values_list("status", "attempts")) == {
+        (EventStatus.PROCESSED, 1)}
+    # Each event ran, and its failure was logged, under the id of the request that delivered it.
+    [record] = [r for r in caplog.records if r.getMessage() == "webhook processing failed"]
+    assert (seen, record.event, record.request_id) == (["req-b"], b.pk, "req-b")
+
+
+def test_a_batch_failing_as_a_whole_runs_its_events_one_by_one(provider, effects, monkeypatch, caplog):
+    """An error the savepoints cannot contain (here: recording one event's failure) does
+    not cost the others their attempt: the batch is run again, one event at a time."""
     import logging
 
     from webhooks import processing
-    from webhooks.tasks import process_events
 
-    flaky(0)
-    a, b, c = (stored_event(provider=provider, type_="test.flaky", request_id=f"req-{n}") for n in "abc")
-    real_claim, seen = processing._claim, []
+    a, c = _effect_event(provider), _effect_event(provider)
+    with registry.registered("payments", "test.partial", Flaky(1000)):
+        b = stored_event(provider=provider, type_="test.partial")
 
-    def claim(event_pk, now):
-        from config.request_id import current
-
-        seen.append(current())
-        if event_pk == b.pk:
+        def record_failure(*args):
             raise RuntimeError("database hiccup")
-        return real_claim(event_pk, now)
 
-    monkeypatch.setattr(processing, "_claim", claim)
-    with caplog.at_level(logging.ERROR, logger="webhooks"):
-        assert process_events([[a.pk, "req-a"], [b.pk, "req-b"], [c.pk, "req-c"]]) == [
-            "processed", None, "processed"]
-    assert seen == ["req-a", "req-b", "req-c"]
-    [record] = [r for r in caplog.records if r.getMessage() == "webhook processing crashed"]
-    assert record.event == b.pk and record.request_id == "req-b"
-    assert WebhookEvent.objects.get(pk=b.pk).status == EventStatus.RECEIVED  # left for the sweeper
+        monkeypatch.setattr(processing, "_record_failure", record_failure)
+        with caplog.at_level(logging.WARNING, logger="webhooks"):
+            statuses = processing.webhook_process_batch([(a.pk, None), (b.pk, None), (c.pk, None)])
+    assert statuses == [EventStatus.PROCESSED, None, EventStatus.PROCESSED]
+    assert (effects(a), effects(c)) == (1, 1)  # the first run was rolled back
+    b.refresh_from_db()
+    assert (b.status, b.attempts) == (EventStatus.PROCESSING, 1)  # for the sweeper
+    messages = [r.getMessage() for r in caplog.records]
+    assert "webhook batch failed as a whole; running its events one by one" in messages
+    assert "webhook processing crashed" in messages
+
+
+def test_a_poison_event_that_kills_its_worker_ends_dead_and_its_neighbours_processed(
+        provider, effects, task_queue):
+    """The worker dies in the middle of a batch: nothing of the batch commits, the
+    sweeper hands each event on alone, and only the poison event spends its attempts."""
+    from tests.webhooks.conftest import task_events
+    from webhooks.processing import webhook_process_batch
+
+    a, poison, c = _effect_event(provider), stored_event(provider=provider, type_="test.poison"), \
+        _effect_event(provider)
+    now = timezone.now()
+    with pytest.raises(SystemExit):
+        webhook_process_batch([(a.pk, None), (poison.pk, None), (c.pk, None)], now=now)
+    assert effects(a) == 0  # ran before the poison, rolled back with the batch
+    assert set(WebhookEvent.objects.values_list("status", "attempts")) == {(EventStatus.PROCESSING, 1)}
+
+    sweeps = 0
+    while sweeps < 10:
+        now += timedelta(seconds=121)
+        if not webhook_sweep(now=now):
+            break
+        sweeps += 1
+        tasks = [task_events(task) for task in task_queue.take()]
+        assert all(len(events) == 1 for events in tasks)  # each alone
+        for events in tasks:
+            with contextlib.suppress(SystemExit):
+                webhook_process_batch(events, now=now)
+    poison.refresh_from_db()
+    assert (poison.status, poison.attempts, sweeps) == (EventStatus.DEAD, 5, 5)
+    assert "worker lost" in poison.last_error
+    assert set(WebhookEvent.objects.filter(pk__in=[a.pk, c.pk]).values_list("status", "attempts")) == {
+        (EventStatus.PROCESSED, 2)}
+    assert (effects(a), effects(c)) == (1, 1)
+
+
+def test_a_tasks_batch_shares_its_claim_and_its_transaction(provider, effects):
+    """A commit is most of an event's cost, so a task of ten pays for one claim and one
+    transaction, not ten of each: ten one-statement handlers take 5 statements an event (13
+    before batching) — the handler's UPDATE, a savepoint and its release, the mark, the
+    lookup — plus a few for the whole task."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from webhooks.processing import webhook_process_batch
+
+    events = [_effect_event(provider) for _ in range(10)]
+    with CaptureQueriesContext(connection) as queries:
+        assert webhook_process_batch([(e.pk, None) for e in events]) == [EventStatus.PROCESSED] * 10
+    assert len(queries) <= 10 * 5 + 6, [q["sql"][:80] for q in queries]
+    assert [effects(e) for e in events] == [1] * 10
+
+
+def test_a_task_with_an_event_listed_twice_runs_it_once(provider, effects):
+    from webhooks.processing import webhook_process_batch
+
+    a = _effect_event(provider)
+    assert webhook_process_batch([(a.pk, None), (a.pk, None)]) == [EventStatus.PROCESSED] * 2
+    assert effects(a) == 1
 
 
 def test_scheduled_task_entry_points_run_the_sweeper_and_retention(provider, task_queue):
