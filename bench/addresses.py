@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import side_by_side  # noqa: E402 - after the path set-up
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
@@ -40,18 +43,6 @@ from django.test import Client  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 
 API_KEY = "sk_bench_only"
-
-
-def side_by_side(a, b, n: int) -> tuple[float, float]:
-    """Seconds spent in `a` and in `b` over n calls each, alternating (and which goes first)."""
-    spent = [0.0, 0.0]
-    for i in range(n):
-        order = ((0, a), (1, b)) if i % 2 == 0 else ((1, b), (0, a))
-        for side, func in order:
-            started = time.perf_counter()
-            func(i)
-            spent[side] += time.perf_counter() - started
-    return spent[0], spent[1]
 
 
 def main() -> int:

@@ -40,7 +40,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port, wait_for  # noqa: E402 - after the path set-up
+
 PY = sys.executable
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_emails"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -107,22 +109,6 @@ def flush_redis(url: str) -> None:
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, *, timeout: float, what: str, interval: float = 0.05):
-    """Poll `condition` until truthy; SystemExit when `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-    return result
 
 
 def start(args: list[str], env: dict[str, str], log) -> subprocess.Popen:

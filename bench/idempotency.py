@@ -22,12 +22,14 @@ import json
 import os
 import statistics
 import sys
-import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import side_by_side  # noqa: E402 - after the path set-up
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
@@ -56,19 +58,6 @@ urlpatterns = [
 ]
 
 BODY = {"amount": 1500, "currency": "usd", "source": "tok_visa", "description": "bench", "metadata": {"a": "b"}}
-
-
-def side_by_side(a, b, n: int) -> tuple[float, float]:
-    """Seconds spent in `a` and in `b` over n calls each, alternating one by one (and which
-    goes first), so load from anything else on the machine falls on both sides alike."""
-    spent = [0.0, 0.0]
-    for i in range(n):
-        order = ((0, a), (1, b)) if i % 2 == 0 else ((1, b), (0, a))
-        for side, func in order:
-            started = time.perf_counter()
-            func(i)
-            spent[side] += time.perf_counter() - started
-    return spent[0], spent[1]
 
 
 def main() -> int:

@@ -54,6 +54,9 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port, wait_for  # noqa: E402 - after the path set-up
+
 PY = sys.executable
 BIN = Path(PY).parent
 PG = "postgres://postgres@127.0.0.1:5432"
@@ -84,22 +87,6 @@ def bench_env(*, redis: bool) -> dict[str, str]:
     if redis:
         env["REDIS_URL"] = REDIS
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, *, timeout: float, what: str, interval: float = 0.02):
-    """Poll `condition` (another process's work) until truthy; SystemExit on timeout."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(interval)
-    return result
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
