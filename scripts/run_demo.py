@@ -113,7 +113,9 @@ def seed(*, sandbox_url: str) -> dict[str, str]:
         user.save()
 
         provider, created = Provider.objects.get_or_create(
-            slug="sandbox", defaults={"name": "Sandbox", "kind": "sandbox", "base_url": sandbox_url})
+            slug="sandbox", defaults={"name": "Sandbox", "kind": "sandbox", "base_url": sandbox_url,
+                                      # so the demo can send email without naming a sender
+                                      "email_from": "Demo shop <shop@example.test>"})
         if not created and (provider.kind, provider.base_url, provider.enabled) != ("sandbox", sandbox_url, True):
             provider.kind, provider.base_url, provider.enabled = "sandbox", sandbox_url, True
             provider.save(update_fields=["kind", "base_url", "enabled", "updated"])
@@ -184,6 +186,8 @@ def walkthrough(*, web: str, sandbox: str, password: str, api_key: str) -> str:
    curl -s {web}/api/v1/charges/$CHARGE_ID -H "Authorization: Bearer $API_KEY"
 
  More: source "tok_visa" succeeds at once, "tok_chargeDeclined" is declined (402).
+ Email goes the same way: POST /api/v1/emails with {{"to", "subject", "text"}} and a key
+ (docs/email.md); the sandbox marks it delivered by a signed webhook a moment later.
  The sandbox counts what it really charged:  curl -s {sandbox}/_control/stats
  See the webhook events and charges in the admin. Failure injection: docs/sandbox.md
 
