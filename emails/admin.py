@@ -16,24 +16,13 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 
-from config.readonly_admin import ReadOnlyModelAdmin
+from config.readonly_admin import ReadOnlyInline, ReadOnlyModelAdmin
 from emails.errors import EmailNotResendable
 from emails.models import Email, EmailEvent, EmailStatus, EmailStatusChange
 from emails.services import email_resend
 
 # Bodies are shown only while they may still be needed to send (or resend) the email.
 _BODY_VISIBLE = {EmailStatus.QUEUED, EmailStatus.SENDING, EmailStatus.UNKNOWN}
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class EventInline(ReadOnlyInline):

@@ -6,19 +6,8 @@ field that the provider owns can be edited here.
 
 from django.contrib import admin
 
-from config.readonly_admin import ReadOnlyModelAdmin
+from config.readonly_admin import ReadOnlyInline, ReadOnlyModelAdmin
 from payments.models import Charge, ChargeStatusChange, Refund
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class RefundInline(ReadOnlyInline):
